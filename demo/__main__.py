@@ -1,0 +1,89 @@
+"""End-to-end demo: spawn `python -m mcp_server` on local storage and run an ML workflow through
+the official MCP client, printing each step. No AWS needed.
+
+    python -m demo [--storage DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+import pandas as pd
+from mcp.client.session import ClientSession
+
+from mcp_server.client import connect, result_text, structured
+
+
+class Demo:
+    """Calls tools, prints a line per step, and stops at the first error."""
+
+    def __init__(self, session: ClientSession) -> None:
+        self.session = session
+        self.step = 0
+
+    async def call(self, tool: str, show: tuple[str, ...] = (), **arguments: Any) -> dict[str, Any]:
+        self.step += 1
+        started = time.perf_counter()
+        result = await self.session.call_tool(tool, arguments)
+        seconds = time.perf_counter() - started
+        if result.is_error:
+            print(f"[{self.step:2d}] {tool} FAILED: {result_text(result)}")
+            raise SystemExit(1)
+        data = structured(result)
+        shown = {k: data[k] for k in show if k in data}
+        print(f"[{self.step:2d}] {tool} ({seconds:.2f}s) {json.dumps(shown, default=str)}")
+        return data
+
+
+def make_raw_dataset(root: Path) -> str:
+    """A realistic raw CSV: scikit-learn's breast-cancer data plus a categorical column and gaps."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True)
+    frame = data.frame.rename(columns=lambda c: c.replace(" ", "_"))
+    rng = np.random.default_rng(0)
+    frame["clinic"] = rng.choice(["north", "south", "east"], size=len(frame))
+    frame.loc[rng.choice(len(frame), 20, replace=False), "mean_radius"] = np.nan
+    path = root / "raw" / "breast_cancer.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return "raw/breast_cancer.csv"
+
+
+async def data_preparation(demo: Demo, raw_uri: str) -> dict[str, Any]:
+    print("\n== Data preparation ==")
+    await demo.call("load_dataset", ("rows", "columns", "missing_values"), s3_uri=raw_uri, preview_rows=2)
+    return {"raw_uri": raw_uri}
+
+
+async def run(storage: Path) -> None:
+    storage.mkdir(parents=True, exist_ok=True)
+    raw_uri = make_raw_dataset(storage)
+    env = {"MLOPS_STORAGE_ROOT": str(storage), "LOG_LEVEL": "WARNING"}
+    async with connect(env) as session:
+        tools = await session.list_tools()
+        print(f"Server is up with {len(tools.tools)} tools; storage: {storage}")
+        demo = Demo(session)
+        await data_preparation(demo, raw_uri)
+    print(f"\nDone: {demo.step} tool calls succeeded. Artifacts are under {storage}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--storage", type=Path, help="local storage root (default: a fresh temp dir)")
+    args = parser.parse_args()
+    storage = args.storage or Path(tempfile.mkdtemp(prefix="mlops-demo-"))
+    anyio.run(run, storage.resolve())
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

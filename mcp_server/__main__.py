@@ -1,0 +1,78 @@
+"""Entry point: `python -m mcp_server` serves MCP over stdio.
+
+Order matters: stdout is guarded before anything else is imported, so that neither our code nor
+a native library can write a stray byte onto the JSON-RPC stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _guard_stdout() -> None:
+    """Point Python's sys.stdout at stderr until the transport claims fd 1 for the protocol."""
+    sys.stdout = sys.stderr
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mcp_server", description="Unified MLOps MCP server (stdio).")
+    parser.add_argument("--storage-root", help="local storage root (MLOPS_STORAGE_ROOT)")
+    parser.add_argument("--bucket", help="S3 bucket for plain keys (MLOPS_S3_BUCKET)")
+    parser.add_argument("--capabilities", help="comma-separated subset to enable (MLOPS_CAPABILITIES)")
+    parser.add_argument("--read-only", action="store_true", help="list no tool that writes (MLOPS_READ_ONLY)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (LOG_LEVEL)")
+    parser.add_argument("--list-tools", action="store_true", help="print the tool names to stderr and exit")
+    args = parser.parse_args(argv)
+
+    env = dict(os.environ)
+    for flag, var in (
+        ("storage_root", "MLOPS_STORAGE_ROOT"),
+        ("bucket", "MLOPS_S3_BUCKET"),
+        ("capabilities", "MLOPS_CAPABILITIES"),
+        ("log_level", "LOG_LEVEL"),
+    ):
+        if getattr(args, flag):
+            env[var] = getattr(args, flag)
+    if args.read_only:
+        env["MLOPS_READ_ONLY"] = "true"
+
+    from mcp_server.common.exceptions import MLOpsError
+    from mcp_server.common.logger import configure_logging, get_logger
+    from mcp_server.config import Config
+
+    try:
+        config = Config.from_env(env)
+    except MLOpsError as exc:
+        sys.stderr.write(f"mcp_server: configuration error: {exc}\n")
+        return 2
+    configure_logging(config.log_level)
+    os.environ.setdefault("RLLIB_TEST_NO_TF_IMPORT", "1")
+
+    import anyio
+
+    from mcp_server.server import UnifiedMLOpsMCPServer
+
+    try:
+        server = UnifiedMLOpsMCPServer(config)
+    except MLOpsError as exc:
+        sys.stderr.write(f"mcp_server: start-up error: {exc}\n")
+        return 2
+    if args.list_tools:
+        sys.stderr.write("\n".join(server.router.tool_names) + "\n")
+        return 0
+    get_logger("mcp_server").info(
+        "starting", extra={"fields": {"tools": len(server.router.tool_names), "storage": config.default_location}}
+    )
+    sys.stdout = sys.__stdout__  # the transport takes the real stdout and re-points fd 1 itself
+    try:
+        anyio.run(server.run_stdio)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    _guard_stdout()
+    sys.exit(main())

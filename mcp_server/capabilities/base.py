@@ -1,0 +1,147 @@
+"""What every capability and tool module provides: `ToolSpec`, `ToolContext`, `ToolOutput`.
+
+A tool is a function `fn(ctx, params) -> OutputModel | ToolOutput`. Plain functions run in a
+worker thread (so CPU-heavy work never blocks the event loop); `async def` tools run on the loop
+and must offload their own heavy work (the training job runner does).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import anyio
+import anyio.from_thread
+from pydantic import BaseModel, ConfigDict
+
+from mcp_server.common.exceptions import CancelledError
+from mcp_server.common.logger import get_logger
+
+if TYPE_CHECKING:
+    from mcp_server.common.s3_utils import S3Utils
+    from mcp_server.common.secrets import SecretStore
+    from mcp_server.config import Config
+
+_log = get_logger(__name__)
+
+
+class ToolInput(BaseModel):
+    """Base of every tool's input model: unknown fields are refused, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ToolResultModel(BaseModel):
+    """Base of every tool's output model (the `structured_content` and its `outputSchema`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class Artifact:
+    """Something a tool wrote, returned to the client as a resource link."""
+
+    uri: str
+    name: str
+    mime_type: str | None = None
+    description: str | None = None
+
+
+@dataclass
+class ToolOutput:
+    """A tool's full result: the structured data plus artifacts, images and a one-line summary."""
+
+    data: BaseModel
+    artifacts: list[Artifact] = field(default_factory=list)
+    images: list[bytes] = field(default_factory=list)  # PNG bytes, sent as ImageContent
+    summary: str | None = None
+
+
+ProgressSender = Callable[[float, float | None, str | None], Coroutine[Any, Any, None]]
+
+
+class ToolContext:
+    """What a tool may use: config, storage, secrets, progress reporting and cancellation."""
+
+    def __init__(
+        self,
+        config: Config,
+        storage: S3Utils,
+        secrets: SecretStore,
+        services: dict[str, Any],
+        progress_sender: ProgressSender | None = None,
+        token: Any = None,
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.secrets = secrets
+        self.services = services  # process-wide singletons (e.g. the job runner), created lazily
+        self.cancelled = threading.Event()
+        self._progress_sender = progress_sender
+        self._token = token
+        self._detached = False
+
+    def detach(self) -> None:
+        """Stop sending progress: the request this context belonged to has been answered."""
+        self._detached = True
+
+    def check_cancelled(self) -> None:
+        """Call between units of work: raises when the client cancelled the request."""
+        if self.cancelled.is_set():
+            raise CancelledError("the call was cancelled; nothing was written")
+
+    def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        """Thread-safe progress report (a no-op when the client sent no progress token)."""
+        if self._progress_sender is None or self._detached or self._token is None:
+            return
+        try:
+            anyio.from_thread.run(self._progress_sender, progress, total, message, token=self._token)
+        except Exception:  # the client going away must never fail the work itself
+            _log.debug("progress notification dropped", exc_info=True)
+
+    async def areport_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        if self._progress_sender is None or self._detached:
+            return
+        try:
+            await self._progress_sender(progress, total, message)
+        except Exception:
+            _log.debug("progress notification dropped", exc_info=True)
+
+
+ToolFn = Callable[[ToolContext, Any], Any]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool: its contract (models, annotations) and the function that does the work."""
+
+    name: str
+    description: str
+    input_model: type[ToolInput]
+    output_model: type[BaseModel]
+    fn: ToolFn
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    open_world: bool
+    title: str | None = None
+
+    @property
+    def writes(self) -> bool:
+        return not self.read_only
+
+
+class BaseCapability:
+    """A capability is a named table of tool specs; the router is built from these tables."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def tool_specs(self) -> list[ToolSpec]:
+        """The capability's tools. Subclasses return their table; an unfinished one returns []."""
+        return []

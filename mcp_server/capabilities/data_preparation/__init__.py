@@ -1,0 +1,1 @@
+"""Load, validate, preprocess, engineer features, split and save datasets."""

@@ -1,0 +1,1 @@
+"""Tool modules of the data_preparation capability: pure functions of (ctx, params)."""

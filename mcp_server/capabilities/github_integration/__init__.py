@@ -1,0 +1,1 @@
+"""GitHub issues, labels, files, pull requests and webhooks."""

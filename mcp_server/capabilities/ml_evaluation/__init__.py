@@ -1,0 +1,1 @@
+"""Evaluate and compare models; plots and reports."""

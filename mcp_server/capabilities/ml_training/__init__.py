@@ -1,0 +1,1 @@
+"""Train supervised, unsupervised and reinforcement-learning models as jobs."""

@@ -1,0 +1,1 @@
+"""Model registry with gap-free versions, statuses and rollback."""

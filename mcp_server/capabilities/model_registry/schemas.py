@@ -1,0 +1,1 @@
+"""Pydantic input and output models of the model_registry tools."""

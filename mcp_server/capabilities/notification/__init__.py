@@ -1,0 +1,1 @@
+"""Slack, email, Teams and Discord notifications with templates."""

@@ -1,0 +1,1 @@
+"""Tool modules of the notification capability: pure functions of (ctx, params)."""

@@ -1,0 +1,60 @@
+"""A small MCP client for the server, over stdio with the official `mcp` client.
+
+Used by the demo, the benchmarks and the end-to-end tests: it spawns `python -m mcp_server` with
+the storage settings passed explicitly (stdio_client only forwards a whitelist of env vars).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TextIO
+
+import mcp_types as types
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+_FORWARDED_PREFIXES = ("MLOPS_", "AWS_", "LOG_LEVEL", "GITHUB_", "RLLIB_", "RAY_", "HOME", "PYTHON", "TMPDIR")
+
+
+def server_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The server's environment: our settings from this process, then `extra` on top."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_PREFIXES)}
+    env.update(extra or {})
+    return env
+
+
+@asynccontextmanager
+async def connect(
+    env: Mapping[str, str] | None = None, errlog: TextIO | None = None, args: list[str] | None = None
+) -> AsyncIterator[ClientSession]:
+    """Spawn the server and yield an initialised `ClientSession`."""
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "mcp_server", *(args or [])], env=server_env(env)
+    )
+    async with (
+        stdio_client(params, errlog=errlog or sys.stderr) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+def structured(result: types.CallToolResult) -> dict[str, Any]:
+    """The result's structured content, or its text parsed as JSON for clients that ignore it."""
+    if result.structured_content is not None:
+        return dict(result.structured_content)
+    for item in result.content:
+        if isinstance(item, types.TextContent):
+            text = item.text
+            start = text.find("{")
+            if start >= 0:
+                return dict(json.loads(text[start:]))
+    return {}
+
+
+def result_text(result: types.CallToolResult) -> str:
+    return "\n".join(item.text for item in result.content if isinstance(item, types.TextContent))

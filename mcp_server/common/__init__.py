@@ -1,0 +1,1 @@
+"""Shared helpers: storage, secrets, logging, errors, metrics, model bundles and jobs."""

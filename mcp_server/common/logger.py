@@ -1,0 +1,77 @@
+"""Structured JSON logs on stderr, with secrets masked wherever they are nested.
+
+stdout belongs to the MCP protocol, so nothing here ever writes to it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+MASK = "***"
+# Keys whose values are secrets, matched case-insensitively anywhere in a key name.
+_SECRET_KEY = re.compile(
+    r"(token|secret|password|passwd|api[_-]?key|access[_-]?key|private[_-]?key|credential"
+    r"|authorization|webhook(_url)?|signature|smtp_pass|session[_-]?key)",
+    re.IGNORECASE,
+)
+# Secret-looking values, masked even under innocent keys (a token pasted into a message).
+_SECRET_VALUE = re.compile(
+    r"(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}"
+    r"|AKIA[0-9A-Z]{16}|https://hooks\.slack\.com/\S+|https://discord(app)?\.com/api/webhooks/\S+"
+    r"|https://\S+\.webhook\.office\.com/\S+)"
+)
+
+
+def redact(value: Any, _key: str | None = None) -> Any:
+    """Return a copy of `value` with secrets masked, however deeply nested."""
+    if _key is not None and _SECRET_KEY.search(_key) and value not in (None, "", [], {}):
+        return MASK
+    if isinstance(value, Mapping):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return _SECRET_VALUE.sub(MASK, value)
+    return value
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": redact(record.getMessage()),
+        }
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, Mapping):
+            entry.update(redact(dict(extra)))
+        if record.exc_info:
+            entry["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send every log record, ours and libraries', to stderr as one JSON object per line."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def get_logger(name: str) -> logging.Logger:
+    return logging.getLogger(name)
+
+
+def log_event(logger: logging.Logger, level: int, msg: str, **fields: Any) -> None:
+    """Log `msg` with structured `fields` (masked like everything else)."""
+    logger.log(level, msg, extra={"fields": fields})

@@ -1,0 +1,83 @@
+"""Shared fixtures: local storage, moto S3 and Secrets Manager, tool contexts, and a way to call
+tools through the router exactly as the MCP server does."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Keep tests hermetic: no real AWS credentials or endpoints can leak in.
+for _var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "MLOPS_S3_BUCKET"):
+    os.environ.pop(_var, None)
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("RLLIB_TEST_NO_TF_IMPORT", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from mcp_server.capabilities.base import ToolContext  # noqa: E402
+from mcp_server.config import Config  # noqa: E402
+from mcp_server.router import ToolRouter  # noqa: E402
+from mcp_server.server import UnifiedMLOpsMCPServer  # noqa: E402
+
+BUCKET = "mlops-test-bucket"
+
+
+@pytest.fixture
+def storage_root(tmp_path: Path) -> Path:
+    root = tmp_path / "storage"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def local_config(storage_root: Path) -> Config:
+    return Config.from_env({"MLOPS_STORAGE_ROOT": str(storage_root)})
+
+
+@pytest.fixture
+def aws() -> Iterator[Any]:
+    """moto's in-process AWS with one bucket; yields the boto3 S3 client."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@pytest.fixture
+def s3_config(aws: Any, storage_root: Path) -> Config:
+    return Config.from_env({"MLOPS_S3_BUCKET": BUCKET, "MLOPS_STORAGE_ROOT": str(storage_root)})
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_config(request: pytest.FixtureRequest) -> Config:
+    """Runs a test once on local storage and once on a moto bucket."""
+    name = "local_config" if request.param == "local" else "s3_config"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+def make_router(config: Config) -> ToolRouter:
+    return UnifiedMLOpsMCPServer(config).router
+
+
+@pytest.fixture
+def router(local_config: Config) -> ToolRouter:
+    return make_router(local_config)
+
+
+@pytest.fixture
+def any_router(any_config: Config) -> ToolRouter:
+    return make_router(any_config)
+
+
+@pytest.fixture
+def ctx(router: ToolRouter) -> ToolContext:
+    """A tool context on local storage, for calling tool functions directly."""
+    return router.make_context()
