@@ -93,13 +93,13 @@ def now_iso() -> str:
 
 
 # ---------------------------------------------------------------------------- savers / loaders
-def _save_skops(obj: Any, path: Path) -> None:
+def save_skops(obj: Any, path: Path) -> None:
     import skops.io as sio
 
     sio.dump(obj, path)
 
 
-def _load_skops(path: Path) -> Any:
+def load_skops(path: Path) -> Any:
     import skops.io as sio
 
     untrusted = sio.get_untrusted_types(file=path)
@@ -174,7 +174,7 @@ def write_bundle(
         model_path = folder / MODEL_FILES[family]
         extras = dict(extra_files or {})
         if family == "sklearn":
-            _save_skops(model, model_path)
+            save_skops(model, model_path)
         elif family == "xgboost":
             _save_xgboost(model, model_path)
         else:
@@ -182,7 +182,7 @@ def write_bundle(
         files[model_path.name] = model_path
         if preprocessor is not None:
             pre_path = folder / PREPROCESSOR_FILE
-            _save_skops(preprocessor, pre_path)
+            save_skops(preprocessor, pre_path)
             files[PREPROCESSOR_FILE] = pre_path
         for name, data in extras.items():
             if name == METADATA or "/" in name or name.endswith(_UNSAFE_SUFFIXES):
@@ -273,7 +273,7 @@ def read_bundle(storage: S3Utils, uri: str, field: str = "model_s3_uri", load: b
         family = metadata["family"]
         model_path = local[metadata["model_file"]]
         if family == "sklearn":
-            bundle.model = _load_skops(model_path)
+            bundle.model = load_skops(model_path)
         elif family == "xgboost":
             bundle.model = _load_xgboost(model_path, metadata)
         else:
@@ -281,7 +281,7 @@ def read_bundle(storage: S3Utils, uri: str, field: str = "model_s3_uri", load: b
             extras = {n: p.read_bytes() for n, p in local.items() if n.endswith(".json")}
             bundle.model = _EXTRA_LOADERS[family](model_path, metadata, extras)
         if PREPROCESSOR_FILE in local:
-            bundle.preprocessor = _load_skops(local[PREPROCESSOR_FILE])
+            bundle.preprocessor = load_skops(local[PREPROCESSOR_FILE])
     return bundle
 
 
