@@ -1,0 +1,91 @@
+"""Turning a DataFrame into a model's input, and a model's output into predictions.
+
+Shared by trainers (validation data), evaluation and anything that predicts with a bundle, so
+the preprocessing recorded in a bundle is applied the same way everywhere.
+
+Bundle metadata keys used here (written by the trainers):
+- `feature_names`: the columns the model consumes, in order (processed names when a
+  preprocessor exists);
+- `raw_feature_columns`: the raw columns the bundle's preprocessor takes (when it has one);
+- `target_column`, `classes` (original labels) and `label_encoded` (the model predicts indices
+  0..k-1 into `classes`, as XGBoost and the neural networks do).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mcp_server.common.bundles import Bundle
+from mcp_server.common.exceptions import InvalidInputError
+
+
+def feature_matrix(
+    frame: pd.DataFrame,
+    metadata: dict[str, Any],
+    preprocessor: Any = None,
+    field: str = "test_data_s3_uri",
+) -> np.ndarray:
+    """The model's input matrix from `frame`: processed columns as they are, or raw columns run
+    through the preprocessor. Missing columns are a clear error naming them; extra columns
+    (the target, ids) are ignored."""
+    features: list[str] = list(metadata.get("feature_names") or [])
+    raw: list[str] = list(metadata.get("raw_feature_columns") or [])
+    if features and all(c in frame.columns for c in features):
+        return _numeric(frame[features], field)
+    if preprocessor is not None and raw and all(c in frame.columns for c in raw):
+        return np.asarray(preprocessor.transform(frame[raw]), dtype=float)
+    expected = raw if preprocessor is not None and raw else features
+    missing = [c for c in expected if c not in frame.columns]
+    raise InvalidInputError(
+        f"the data lacks {len(missing)} feature column(s) the model needs: {missing[:10]}",
+        field=field,
+        hint="Pass data with the model's feature columns (see load_model's feature_names).",
+    )
+
+
+def _numeric(frame: pd.DataFrame, field: str) -> np.ndarray:
+    bad = [
+        str(c)
+        for c, t in frame.dtypes.items()
+        if not (pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t))
+    ]
+    if bad:
+        raise InvalidInputError(
+            f"non-numeric feature columns {bad[:10]}",
+            field=field,
+            hint="Run preprocess_supervised (encode_categorical) first, or drop these columns.",
+        )
+    return frame.to_numpy(dtype=float, na_value=np.nan)
+
+
+def target_vector(frame: pd.DataFrame, metadata: dict[str, Any], target_column: str | None, field: str) -> pd.Series:
+    """The target column named by the call or recorded in the bundle."""
+    target = target_column or metadata.get("target_column")
+    if not target:
+        raise InvalidInputError("no target column known", field="target_column", hint="Pass target_column.")
+    if target not in frame.columns:
+        raise InvalidInputError(
+            f"column {target!r} is not in the data (columns: {list(frame.columns)[:10]})",
+            field="target_column" if target_column else field,
+            hint="Pass the name of the label column.",
+        )
+    return frame[target]
+
+
+def predict(bundle: Bundle, x: np.ndarray) -> np.ndarray:
+    """Predictions in the original label space."""
+    raw = np.asarray(bundle.model.predict(x))
+    if bundle.metadata.get("label_encoded"):
+        classes = np.asarray(bundle.metadata["classes"], dtype=object)
+        raw = classes[raw.astype(int).ravel()]
+    return raw
+
+
+def predict_proba(bundle: Bundle, x: np.ndarray) -> np.ndarray | None:
+    """Class probabilities, columns ordered as `metadata["classes"]` (None if the model has none)."""
+    if not hasattr(bundle.model, "predict_proba"):
+        return None
+    return np.asarray(bundle.model.predict_proba(x), dtype=float)
