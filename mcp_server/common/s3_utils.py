@@ -304,8 +304,28 @@ class S3Utils:
             if not loc.path.is_file():
                 raise NotFoundError(f"{loc.uri} does not exist", hint="Check the URI or list the prefix.")
             return loc.path.stat().st_size
-        with self._s3_errors(loc):
-            return int(self.s3.head_object(Bucket=loc.bucket, Key=loc.key)["ContentLength"])
+        try:
+            with self._s3_errors(loc):
+                return int(self.s3.head_object(Bucket=loc.bucket, Key=loc.key)["ContentLength"])
+        except NotFoundError:
+            # HEAD responses carry no error code, so a missing bucket looks like a missing key;
+            # tell the two apart (only on this error path) so the message points at the real fix.
+            if loc.bucket and not self._bucket_exists(loc):
+                raise NotFoundError(
+                    f"bucket {loc.bucket!r} does not exist", hint="Create it or fix MLOPS_S3_BUCKET."
+                ) from None
+            raise
+
+    def _bucket_exists(self, loc: Location) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.s3.head_bucket(Bucket=loc.bucket)
+        except ClientError as exc:
+            return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404
+        except BotoCoreError:
+            return True
+        return True
 
     def read_bytes(self, loc: Location, max_bytes: int | None = None) -> bytes:
         limit = max_bytes or self.config.max_dataset_bytes
@@ -480,10 +500,18 @@ class S3Utils:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
             return sha256_bytes(data)
+        from botocore.exceptions import ClientError
+
         with self._s3_errors(loc):
-            response = self.s3.put_object(
-                Bucket=loc.bucket, Key=loc.key, Body=data, IfNoneMatch="*", **self._write_extra(content_type)
-            )
+            try:
+                response = self.s3.put_object(
+                    Bucket=loc.bucket, Key=loc.key, Body=data, IfNoneMatch="*", **self._write_extra(content_type)
+                )
+            except ClientError as exc:
+                # 412: the key exists; 409: a concurrent conditional write won. Same words as locally.
+                if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412):
+                    raise ConflictError(f"{loc.uri} already exists") from None
+                raise
         return str(response["ETag"])
 
     def write_if_match(self, loc: Location, data: bytes, tag: str, content_type: str | None = None) -> str:
@@ -499,10 +527,19 @@ class S3Utils:
                     raise ConflictError(f"{loc.uri} was changed by another writer")
                 self._atomic_local_write(loc.path, data)
             return sha256_bytes(data)
+        from botocore.exceptions import ClientError
+
         with self._s3_errors(loc):
-            response = self.s3.put_object(
-                Bucket=loc.bucket, Key=loc.key, Body=data, IfMatch=tag, **self._write_extra(content_type)
-            )
+            try:
+                response = self.s3.put_object(
+                    Bucket=loc.bucket, Key=loc.key, Body=data, IfMatch=tag, **self._write_extra(content_type)
+                )
+            except ClientError as exc:
+                # S3 answers If-Match on a deleted key with 404 NoSuchKey: for the caller that is a
+                # lost race, exactly as on local storage.
+                if exc.response.get("Error", {}).get("Code") == "NoSuchKey":
+                    raise ConflictError(f"{loc.uri} was deleted by another writer") from None
+                raise
         return str(response["ETag"])
 
     @contextlib.contextmanager
@@ -569,7 +606,16 @@ class S3Utils:
                 import pyarrow as pa
                 import pyarrow.parquet as pq
 
-                table = pa.Table.from_pandas(frame, preserve_index=False)
+                try:
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                except pa.ArrowException as exc:
+                    # Mixed-type object columns (e.g. from JSON) cannot become Parquet: say so,
+                    # rather than failing "unexpectedly"; nothing has been published yet.
+                    detail = str(exc).splitlines()[0][:200]
+                    raise BadFormatError(
+                        f"cannot write {loc.uri} as parquet: {detail}",
+                        hint="Give each column a single type (cast mixed columns to str), or write CSV.",
+                    ) from None
                 if lineage:
                     meta = dict(table.schema.metadata or {})
                     meta[LINEAGE_KEY] = json.dumps(lineage, default=str).encode()
