@@ -57,7 +57,7 @@ class SecretStore:
         if value is None and env_var:
             value = (self._env if self._env is not None else os.environ).get(env_var) or None
             source = "env"
-        log_event(_log, 10, "secret lookup", secret=name, source=source if value else "missing")
+        log_event(_log, 10, "secret lookup", name=name, source=source if value else "missing")
         with self._lock:
             self._cache[name] = (now, value)
         return value
@@ -69,8 +69,9 @@ class SecretStore:
         try:
             response = self.client.get_secret_value(SecretId=secret_id)
         except (ClientError, BotoCoreError) as exc:
-            # Missing secret or no AWS at all: the env var fallback applies. The value is never logged.
-            log_event(_log, 10, "secret not in Secrets Manager", secret=secret_id, error=type(exc).__name__)
+            # Missing secret or no AWS at all: the env var fallback applies. The value is never logged;
+            # the field is `name` because a key containing "secret" would itself be masked.
+            log_event(_log, 10, "secret not in Secrets Manager", name=secret_id, error=type(exc).__name__)
             return None
         raw = response.get("SecretString")
         if raw is None:
