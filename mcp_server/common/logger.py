@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import sys
 from collections.abc import Mapping
@@ -24,21 +25,51 @@ _SECRET_KEY = re.compile(
 _SECRET_VALUE = re.compile(
     r"(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}"
     r"|AKIA[0-9A-Z]{16}|https://hooks\.slack\.com/\S+|https://discord(app)?\.com/api/webhooks/\S+"
-    r"|https://\S+\.webhook\.office\.com/\S+)"
+    r"|https://\S+\.webhook\.office\.com/\S+"
+    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}"  # an Authorization header value pasted into a message
+    r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@))"  # user:password in a URL
 )
 
 
 def redact(value: Any, _key: str | None = None) -> Any:
     """Return a copy of `value` with secrets masked, however deeply nested."""
-    if _key is not None and _SECRET_KEY.search(_key) and value not in (None, "", [], {}):
+    if _key is not None and _SECRET_KEY.search(_key) and not _is_empty(value):
         return MASK
     if isinstance(value, Mapping):
         return {k: redact(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | set | frozenset):
         return [redact(v) for v in value]
+    if hasattr(value, "model_dump") and callable(value.model_dump):  # a pydantic model: by field name
+        try:
+            return redact(value.model_dump(mode="json"))
+        except Exception:
+            return _default(value)
     if isinstance(value, str):
         return _SECRET_VALUE.sub(MASK, value)
     return value
+
+
+def _is_empty(value: Any) -> bool:
+    # Not `value in (None, "", [], {})`: that compares element-wise for arrays and raises.
+    return value is None or (isinstance(value, str | list | tuple | dict) and len(value) == 0)
+
+
+def _default(value: Any) -> str:
+    """How the JSON encoder writes any other object: its str, with secret-looking values masked."""
+    return _SECRET_VALUE.sub(MASK, str(value))
+
+
+def _jsonable(value: Any) -> Any:
+    """Something `json.dumps(allow_nan=False)` accepts: str keys, no NaN/inf, str for the rest."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return _default(value)
 
 
 class JsonFormatter(logging.Formatter):
@@ -51,10 +82,14 @@ class JsonFormatter(logging.Formatter):
         }
         extra = getattr(record, "fields", None)
         if isinstance(extra, Mapping):
-            entry.update(redact(dict(extra)))
+            for key, value in redact(dict(extra)).items():
+                entry.setdefault(str(key), value)  # a field never overrides ts/level/logger/msg
         if record.exc_info:
             entry["exc"] = redact(self.formatException(record.exc_info))
-        return json.dumps(entry, default=str)
+        try:
+            return json.dumps(entry, default=_default, allow_nan=False)
+        except (TypeError, ValueError):  # odd keys or NaN: still one valid JSON line
+            return json.dumps(_jsonable(entry), allow_nan=False)
 
 
 def configure_logging(level: str = "INFO") -> None:
