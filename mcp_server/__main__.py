@@ -17,6 +17,7 @@ def _guard_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _guard_stdout()  # again here: the `mlops-mcp` console script calls main() directly
     parser = argparse.ArgumentParser(prog="python -m mcp_server", description="Unified MLOps MCP server (stdio).")
     parser.add_argument("--storage-root", help="local storage root (MLOPS_STORAGE_ROOT)")
     parser.add_argument("--bucket", help="S3 bucket for plain keys (MLOPS_S3_BUCKET)")

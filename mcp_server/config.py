@@ -24,6 +24,8 @@ CAPABILITY_NAMES = (
 )
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_REGION = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")  # what botocore accepts
+_ENDPOINT = re.compile(r"^https?://[^\s/?#]+(/\S*)?$")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -89,6 +91,14 @@ class Config:
         root = Path(root_raw).expanduser() if root_raw else _default_storage_root()
         if root_raw and not root.is_absolute():
             root = root.resolve()
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"MLOPS_STORAGE_ROOT={str(root)!r} is a file, not a directory")
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        if not _REGION.match(region):
+            raise ConfigError(f"AWS_REGION={region!r} is not a region name; use e.g. us-east-1")
+        endpoint = env.get("AWS_ENDPOINT_URL") or None
+        if endpoint and not _ENDPOINT.match(endpoint):
+            raise ConfigError(f"AWS_ENDPOINT_URL={endpoint!r} is not an http(s) URL; use e.g. http://localhost:9000")
         level = env.get("LOG_LEVEL", "INFO").upper()
         if level not in _LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL={level!r} is not one of {', '.join(_LOG_LEVELS)}")
@@ -106,8 +116,8 @@ class Config:
         cpus = os.cpu_count() or 2
         config = cls(
             s3_bucket=bucket,
-            aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            aws_region=region,
+            aws_endpoint_url=endpoint,
             storage_root=root,
             secrets_prefix=env.get("MLOPS_SECRETS_PREFIX", "mlops/"),
             kms_key_id=env.get("MLOPS_KMS_KEY_ID") or None,
