@@ -87,12 +87,14 @@ class ToolRouter:
         self.services: dict[str, Any] = {}
         self._specs: dict[str, ToolSpec] = {}
         self._owner: dict[str, str] = {}
+        declared: dict[str, str] = {}  # every tool, also those read-only mode hides: a clash is a bug either way
         for capability in capabilities:
             for spec in capability.tool_specs():
-                if spec.name in self._specs:
+                if spec.name in declared:
                     raise ConfigError(
-                        f"tool {spec.name!r} is declared by both {self._owner[spec.name]} and {capability.name}"
+                        f"tool {spec.name!r} is declared by both {declared[spec.name]} and {capability.name}"
                     )
+                declared[spec.name] = capability.name
                 if config.read_only and spec.writes:
                     continue
                 self._specs[spec.name] = spec
