@@ -1,0 +1,71 @@
+"""UnifiedMLOpsMCPServer over the official MCP client, in-process (no subprocess)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mcp import Client
+
+from mcp_server import __version__
+from mcp_server.client import result_text, structured
+from mcp_server.config import CAPABILITY_NAMES, Config
+from mcp_server.server import CAPABILITY_CLASSES, UnifiedMLOpsMCPServer
+
+
+@pytest.fixture
+def server(local_config: Config) -> UnifiedMLOpsMCPServer:
+    return UnifiedMLOpsMCPServer(local_config)
+
+
+def test_server_holds_all_six_capabilities(server: UnifiedMLOpsMCPServer) -> None:
+    assert [c.name for c in server.capabilities] == list(CAPABILITY_NAMES)
+    assert len(CAPABILITY_CLASSES) == 6
+
+
+def test_subset_is_held_but_not_routed(storage_root: Path) -> None:
+    config = Config.from_env({"MLOPS_STORAGE_ROOT": str(storage_root), "MLOPS_CAPABILITIES": "notification"})
+    server = UnifiedMLOpsMCPServer(config)
+    assert len(server.capabilities) == 6
+    assert all(server.router.capability_of(n) == "notification" for n in server.router.tool_names)
+
+
+async def test_client_sees_identity_and_instructions(server: UnifiedMLOpsMCPServer) -> None:
+    async with Client(server.server, mode="legacy") as client:
+        assert client.server_info is not None
+        assert client.server_info.name == "unified-mlops"
+        assert client.server_info.version == __version__
+        assert client.instructions is not None and "load_dataset" in client.instructions
+        assert client.server_capabilities.tools is not None
+
+
+async def test_list_tools_over_protocol_matches_router(server: UnifiedMLOpsMCPServer) -> None:
+    async with Client(server.server, mode="legacy") as client:
+        listed = (await client.list_tools()).tools
+    expected = server.router.list_tools()
+    assert [t.name for t in listed] == [t.name for t in expected]
+    for got, want in zip(listed, expected, strict=True):
+        assert got.input_schema == want.input_schema
+        assert got.output_schema == want.output_schema
+        assert got.annotations == want.annotations
+
+
+async def test_call_tool_over_protocol(server: UnifiedMLOpsMCPServer) -> None:
+    frame = pd.DataFrame({"a": [1, 2, 3], "b": ["x", None, "z"]})
+    storage = server.router.storage
+    storage.write_dataframe(frame, storage.resolve("data/small.csv"))
+    async with Client(server.server, mode="legacy") as client:
+        await client.list_tools()  # lets the client validate results against outputSchema
+        result = await client.call_tool("load_dataset", {"s3_uri": "data/small.csv"})
+        assert not result.is_error, result_text(result)
+        out = structured(result)
+        assert (out["rows"], out["columns"], out["missing_values"]) == (3, 2, {"a": 0, "b": 1})
+        assert out["s3_uri"] == (storage.root / "data" / "small.csv").as_uri()
+
+        error = await client.call_tool("load_dataset", {"s3_uri": "../../etc/passwd"})
+        assert error.is_error
+        assert "s3_uri" in result_text(error) and "'..'" in result_text(error)
+
+        unknown = await client.call_tool("no_such_tool", {})
+        assert unknown.is_error and "Unknown tool" in result_text(unknown)
