@@ -89,3 +89,47 @@ def predict_proba(bundle: Bundle, x: np.ndarray) -> np.ndarray | None:
     if not hasattr(bundle.model, "predict_proba"):
         return None
     return np.asarray(bundle.model.predict_proba(x), dtype=float)
+
+
+def unused_columns(
+    frame: pd.DataFrame, metadata: dict[str, Any], preprocessor: Any = None, keep: tuple[str | None, ...] = ()
+) -> list[str]:
+    """Columns of `frame` that `feature_matrix` does not use (other than `keep`, e.g. the target):
+    callers report them, since a column the user expected to matter is being ignored."""
+    features: list[str] = list(metadata.get("feature_names") or [])
+    raw: list[str] = list(metadata.get("raw_feature_columns") or [])
+    if features and all(c in frame.columns for c in features):
+        used = set(features)
+    else:
+        used = set(raw if preprocessor is not None and raw else features)
+    return [str(c) for c in frame.columns if c not in used and c not in keep]
+
+
+def assign_clusters(bundle: Bundle, x: np.ndarray) -> np.ndarray:
+    """Cluster labels for new points (-1 is noise).
+
+    Models with `predict` (KMeans, GaussianMixture, ...) use it. DBSCAN has none: a point joins
+    the cluster of its nearest core sample when that sample is within `eps`, else it is noise,
+    which is how DBSCAN itself labels border points.
+    """
+    model = bundle.model
+    if hasattr(model, "predict"):
+        return np.asarray(model.predict(x)).astype(int)
+    core = getattr(model, "components_", None)
+    if core is None or not hasattr(model, "core_sample_indices_"):
+        raise InvalidInputError(
+            f"{type(model).__name__} cannot assign new points to clusters",
+            field="model_s3_uri",
+            hint="Use a KMeans or DBSCAN bundle.",
+        )
+    labels = np.full(len(x), -1, dtype=int)
+    if len(core) == 0 or len(x) == 0:
+        return labels
+    from sklearn.metrics import pairwise_distances_argmin_min
+
+    eps = float(getattr(model, "eps", None) or (bundle.metadata.get("hyperparameters") or {}).get("eps", 0.5))
+    nearest, distance = pairwise_distances_argmin_min(x, core, metric=getattr(model, "metric", "euclidean"))
+    core_labels = np.asarray(model.labels_)[np.asarray(model.core_sample_indices_)]
+    within = distance <= eps
+    labels[within] = core_labels[nearest[within]]
+    return labels

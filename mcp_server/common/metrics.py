@@ -101,6 +101,32 @@ def clustering_metrics(x: Any, labels: Any, true_labels: Any = None) -> dict[str
     return out
 
 
+def classification_details(y_true: Any, y_pred: Any, classes: list[Any]) -> dict[str, Any]:
+    """Macro and weighted precision/recall/f1, a per-class report and the confusion matrix, all in
+    the order of `classes` (the rows and columns of `confusion_matrix`)."""
+    from sklearn import metrics as skm
+
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    averages: dict[str, float | None] = {}
+    for average in ("macro", "weighted"):
+        precision, recall, f1, _ = skm.precision_recall_fscore_support(
+            y_true, y_pred, labels=classes, average=average, zero_division=0
+        )
+        averages[f"precision_{average}"] = _clean(precision)
+        averages[f"recall_{average}"] = _clean(recall)
+        averages[f"f1_{average}"] = _clean(f1)
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        y_true, y_pred, labels=classes, average=None, zero_division=0
+    )
+    per_class = [
+        {"label": label, "precision": _clean(p), "recall": _clean(r), "f1": _clean(f), "support": int(s)}
+        for label, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)
+    ]
+    matrix = skm.confusion_matrix(y_true, y_pred, labels=classes)
+    return {"averages": averages, "per_class": per_class, "confusion_matrix": matrix.astype(int).tolist()}
+
+
 # Whether a higher value is better, for thresholds and rankings.
 HIGHER_IS_BETTER: dict[str, bool] = {
     "accuracy": True,
@@ -121,4 +147,10 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "nmi": True,
     "episode_return_mean": True,
     "success_rate": True,
+    "precision_macro": True,
+    "recall_macro": True,
+    "f1_macro": True,
+    "precision_weighted": True,
+    "recall_weighted": True,
+    "f1_weighted": True,
 }
