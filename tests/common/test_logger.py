@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -156,14 +157,18 @@ def test_configure_logging_writes_json_to_stderr_only(capsys: pytest.CaptureFixt
         logging.getLogger("mcp_server.test").warning("careful", extra={"fields": {"password": PASSWORD}})
         logging.getLogger("mcp_server.test").info("hidden below WARNING")
         logging.getLogger("botocore.test").warning("library record")
+        warnings.warn("a library deprecation", UserWarning, stacklevel=1)
         assert logging.getLogger("botocore").level == logging.WARNING
     finally:
         root.handlers[:], root.level = saved
+        logging.captureWarnings(False)
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = [json.loads(line) for line in captured.err.splitlines()]
     assert [(line["logger"], line["msg"]) for line in lines] == [
         ("mcp_server.test", "careful"),
         ("botocore.test", "library record"),
+        ("py.warnings", lines[2]["msg"]),
     ]
+    assert "UserWarning: a library deprecation" in lines[2]["msg"]
     assert lines[0]["password"] == MASK
