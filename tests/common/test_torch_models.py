@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import pickle
 import subprocess
 import sys
@@ -12,19 +11,23 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, log_loss, mean_squared_error, r2_score
 
 from mcp_server.common.bundles import read_bundle, write_bundle
 from mcp_server.common.exceptions import BadFormatError, InvalidInputError
 from mcp_server.common.s3_utils import S3Utils
 from mcp_server.common.torch_models import TorchMLP, TorchMLPClassifier, fit_torch_mlp
 from mcp_server.config import Config
-from tests.common.mlp_data import (
+from tests.common.mlp_checks import (
     breast_cancer_split,
     bundle_files,
+    check_breast_cancer_classifier,
+    check_diabetes_regressor,
+    check_epoch_calls,
     diabetes_split,
+    fit_breast_cancer,
+    fit_noise_with_early_stopping,
+    fit_until_cancelled,
     forge_artifact,
-    noise_split,
 )
 
 
@@ -34,37 +37,15 @@ def cancer() -> tuple[Any, ...]:
 
 
 @pytest.fixture(scope="module")
-def cancer_fit(cancer: tuple[Any, ...]) -> tuple[TorchMLP, list[dict[str, Any]], list[tuple[int, dict[str, Any]]]]:
-    x_tr, x_va, y_tr, y_va = cancer
-    calls: list[tuple[int, dict[str, Any]]] = []
-    model, history = fit_torch_mlp(
-        x_tr,
-        y_tr,
-        "classification",
-        x_val=x_va,
-        y_val=y_va,
-        n_classes=2,
-        epochs=20,
-        random_state=0,
-        on_epoch=lambda i, record: calls.append((i, record)),
-    )
-    return model, history, calls
+def cancer_fit() -> tuple[TorchMLP, list[dict[str, Any]], list[tuple[int, dict[str, Any]]]]:
+    return fit_breast_cancer(fit_torch_mlp, epochs=20)
 
 
 def test_classifier_reaches_90_percent_on_breast_cancer(cancer: tuple[Any, ...], cancer_fit: Any) -> None:
     _, x_va, _, y_va = cancer
     model, history, _ = cancer_fit
     assert isinstance(model, TorchMLPClassifier)
-    accuracy = accuracy_score(y_va, model.predict(x_va))
-    assert accuracy >= 0.9
-    # The history's validation numbers are the model's real scores, computed independently.
-    assert history[-1]["val_accuracy"] == pytest.approx(accuracy)
-    proba = model.predict_proba(x_va)
-    assert proba.shape == (len(y_va), 2)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-9)
-    assert np.array_equal(proba.argmax(axis=1), model.predict(x_va))
-    assert history[-1]["val_loss"] == pytest.approx(log_loss(y_va, proba), rel=1e-4)
-    assert history[-1]["loss"] < history[0]["loss"]
+    check_breast_cancer_classifier(model, history, x_va, y_va)
 
 
 def test_architecture_describes_the_network(cancer_fit: Any) -> None:
@@ -81,23 +62,14 @@ def test_architecture_describes_the_network(cancer_fit: Any) -> None:
 
 def test_on_epoch_is_called_once_per_epoch_in_order(cancer_fit: Any) -> None:
     _, history, calls = cancer_fit
-    assert [i for i, _ in calls] == list(range(20))
-    assert [record["epoch"] for _, record in calls] == list(range(1, 21))
-    assert [record for _, record in calls] == history
-    assert all({"loss", "val_loss", "val_accuracy"} <= set(record) for _, record in calls)
+    check_epoch_calls(calls, history, 20)
 
 
 def test_regressor_predicts_diabetes_in_target_units() -> None:
     x_tr, x_va, y_tr, y_va = diabetes_split()
     model, history = fit_torch_mlp(x_tr, y_tr, "regression", x_val=x_va, y_val=y_va, epochs=10, random_state=0)
-    predictions = model.predict(x_va)
-    assert r2_score(y_va, predictions) > 0.3
-    assert abs(predictions.mean() - y_va.mean()) < 30  # original units, not standardised ones
-    assert not hasattr(model, "predict_proba")
-    assert model.n_classes is None and model.architecture["output_dim"] == 1
-    mse = mean_squared_error(y_va, predictions)
-    assert history[-1]["val_loss"] == pytest.approx(mse, rel=1e-4)
-    assert history[-1]["val_rmse"] == pytest.approx(math.sqrt(mse), rel=1e-4)
+    assert type(model) is TorchMLP
+    check_diabetes_regressor(model, history, x_va, y_va)
 
 
 def test_same_seed_gives_identical_weights_and_history(cancer: tuple[Any, ...]) -> None:
@@ -114,58 +86,27 @@ def test_same_seed_gives_identical_weights_and_history(cancer: tuple[Any, ...]) 
     assert h1 != h3
 
 
+def test_dropout_fit_is_reproducible_and_leaves_the_global_rng_alone(cancer: tuple[Any, ...]) -> None:
+    import torch
+
+    x_tr, x_va, y_tr, _ = cancer
+    before = torch.get_rng_state()
+    kwargs: dict[str, Any] = {"n_classes": 2, "epochs": 2, "dropout": 0.5, "random_state": 3}
+    first, _ = fit_torch_mlp(x_tr, y_tr, "classification", **kwargs)
+    assert torch.equal(torch.get_rng_state(), before)
+    second, _ = fit_torch_mlp(x_tr, y_tr, "classification", **kwargs)
+    assert np.array_equal(first.predict_proba(x_va), second.predict_proba(x_va))
+    assert sum(type(m).__name__ == "Dropout" for m in first.module) == 2
+
+
 def test_early_stopping_stops_and_restores_best_weights() -> None:
-    x_tr, x_va, y_tr, y_va = noise_split()
-    model, history = fit_torch_mlp(
-        x_tr,
-        y_tr,
-        "classification",
-        x_val=x_va,
-        y_val=y_va,
-        n_classes=2,
-        hidden_layers=(128, 128),
-        learning_rate=1e-2,
-        epochs=200,
-        random_state=0,
-        early_stopping_patience=3,
-    )
-    losses = [record["val_loss"] for record in history]
-    best = int(np.argmin(losses))
-    assert len(history) < 200 and model.stopped_early
-    assert len(history) == best + 1 + 3  # stopped exactly `patience` epochs after the best
-    assert model.best_epoch == best + 1
-    restored = log_loss(y_va, model.predict_proba(x_va))
-    assert restored == pytest.approx(losses[best], rel=1e-4)
-    assert restored != pytest.approx(losses[-1], rel=1e-4)
+    fit_noise_with_early_stopping(fit_torch_mlp, epochs=200, patience=3)
 
 
 def test_check_cancelled_stops_training(cancer: tuple[Any, ...]) -> None:
     x_tr, _, y_tr, _ = cancer
-
-    class Stop(Exception):
-        pass
-
-    calls = {"n": 0}
-
-    def check() -> None:
-        calls["n"] += 1
-        # 15 checks per epoch (one before it, one per batch of 32 of 426 rows): the 40th is in epoch 3
-        if calls["n"] == 40:
-            raise Stop
-
-    epochs_seen: list[int] = []
-    with pytest.raises(Stop):
-        fit_torch_mlp(
-            x_tr,
-            y_tr,
-            "classification",
-            n_classes=2,
-            epochs=50,
-            check_cancelled=check,
-            on_epoch=lambda i, record: epochs_seen.append(record["epoch"]),
-        )
-    assert epochs_seen == [1, 2]
-    assert calls["n"] == 40
+    # 15 checks per epoch (one before it, one per batch of 32 of 426 rows): the 40th is in epoch 3.
+    assert fit_until_cancelled(fit_torch_mlp, x_tr, y_tr, batch_size=32, stop_at=40) == [1, 2]
 
 
 def test_nan_features_are_refused_naming_the_data(cancer: tuple[Any, ...]) -> None:
