@@ -1,1 +1,219 @@
 """Pydantic input and output models of the model_registry tools."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from mcp_server.capabilities.base import ToolInput, ToolResultModel
+from mcp_server.common.registry_store import model_name_problem
+
+Status = Literal["none", "staging", "production", "archived"]
+
+
+def _check_model_name(name: str) -> str:
+    problem = model_name_problem(name)
+    if problem:
+        raise PydanticCustomError("model_name", problem)
+    return name
+
+
+ModelName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        description="model name: 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        examples=["breast-cancer-rf"],
+    ),
+    AfterValidator(_check_model_name),
+]
+Actor = Annotated[
+    str | None,
+    Field(max_length=128, description="who is acting, recorded in the history; default: the server's USER"),
+]
+Reason = Annotated[str | None, Field(max_length=1000, description="why, recorded in the version's history")]
+
+
+# ---------------------------------------------------------------------------- shared output parts
+class HistoryEntry(ToolResultModel):
+    """One status change of a version (`from` is null for the registration itself)."""
+
+    model_config = ConfigDict(extra="forbid", serialize_by_alias=True, validate_by_name=True)
+
+    from_: Status | None = Field(alias="from")
+    to: Status
+    at: str
+    by: str
+    reason: str | None = None
+    op: str = Field(description="register, status_change, demotion or rollback")
+    op_id: str
+
+
+class ModelVersion(ToolResultModel):
+    model_name: str
+    version: int
+    status: Status
+    model_s3_uri: str
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    description: str | None = None
+    lineage: dict[str, Any] = Field(
+        description="model_s3_uri, dataset_s3_uri, training_data_uri, data_fingerprint (those known)"
+    )
+    artifacts: dict[str, str] = Field(description="bundle file name -> sha256 at registration")
+    algorithm: str | None = None
+    task_type: str | None = None
+    family: str | None = None
+    registered_by: str
+    created_at: str
+    updated_at: str
+    registry_uri: str = Field(description="where this version's registry document is stored")
+    history: list[HistoryEntry] | None = Field(None, description="status changes, oldest first (when requested)")
+
+
+# ---------------------------------------------------------------------------- register_model
+class RegisterModelInput(ToolInput):
+    model_name: ModelName
+    model_s3_uri: str = Field(description="the model bundle folder a train_* tool returned (its hashes are verified)")
+    metrics: dict[str, float] | None = Field(
+        None,
+        description="metrics to record; override those read from the bundle (validation scores, else training)",
+    )
+    tags: dict[str, str] | None = Field(None, description='string tags, e.g. {"team": "fraud"} (at most 50)')
+    description: str | None = Field(None, max_length=2000, description="free text about this version")
+    dataset_s3_uri: str | None = Field(
+        None, description="the dataset the model was trained on (lineage); default: the bundle's training data"
+    )
+    registered_by: Actor = None
+
+
+class RegisterModelOutput(ToolResultModel):
+    model_name: str
+    version: int = Field(description="1, 2, 3 ... with no gaps or duplicates, even under concurrent calls")
+    status: Status
+    model_s3_uri: str
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    lineage: dict[str, Any]
+    registered_by: str
+    created_at: str
+    registry_uri: str
+
+
+# ---------------------------------------------------------------------------- versions
+class ListModelVersionsInput(ToolInput):
+    model_name: ModelName
+    include_history: bool = Field(False, description="also return each version's status history")
+
+
+class ListModelVersionsOutput(ToolResultModel):
+    model_name: str
+    versions: list[ModelVersion] = Field(description="oldest first")
+    count: int
+    latest_version: int | None
+    production_version: int | None
+
+
+class GetModelVersionInput(ToolInput):
+    model_name: ModelName
+    version: Annotated[int, Field(ge=1)] | Literal["latest", "production"] = Field(
+        description="a version number (>= 1), or 'latest' or 'production'"
+    )
+
+
+class GetModelVersionOutput(ToolResultModel):
+    model_name: str
+    version: int
+    status: Status
+    versions: list[ModelVersion] = Field(description="the one version asked for, with its history")
+    latest_version: int | None
+    production_version: int | None
+
+
+# ---------------------------------------------------------------------------- status
+class UpdateModelStatusInput(ToolInput):
+    model_name: ModelName
+    version: int = Field(ge=1, description="the version to move")
+    status: Status = Field(
+        description=(
+            "target status. Allowed moves: none -> staging|production|archived; staging -> "
+            "production|archived|none; production -> archived|staging; archived -> staging|production"
+        )
+    )
+    demote_previous_to: Literal["archived", "staging"] = Field(
+        "archived", description="what the previous production version becomes when this one is promoted"
+    )
+    reason: Reason = None
+    changed_by: Actor = None
+
+
+class DemotedVersion(ToolResultModel):
+    version: int
+    previous_status: Status
+    status: Status
+
+
+class UpdateModelStatusOutput(ToolResultModel):
+    model_name: str
+    version: int
+    previous_status: Status
+    status: Status
+    changed: bool = Field(description="false when the version already had this status")
+    demoted: DemotedVersion | None = Field(description="the previous production version, when one was demoted")
+    production_version: int | None
+
+
+# ---------------------------------------------------------------------------- rollback
+class RollbackModelInput(ToolInput):
+    model_name: ModelName
+    to_version: int | None = Field(
+        None,
+        ge=1,
+        description="version to put in production; default: the most recent version that was production "
+        "before the current one",
+    )
+    reason: Reason = None
+    changed_by: Actor = None
+
+
+class RollbackModelOutput(ToolResultModel):
+    model_name: str
+    from_version: int | None = Field(description="the production version that was archived (null if there was none)")
+    to_version: int
+    to_previous_status: Status
+    from_status: Status | None
+    reason: str
+    production_version: int
+
+
+# ---------------------------------------------------------------------------- search
+class SearchModelsInput(ToolInput):
+    name_contains: str | None = Field(None, max_length=128, description="case-insensitive substring of the model name")
+    status: Status | list[Status] | None = Field(None, description="keep versions with this status (or any of these)")
+    tags: dict[str, str] | None = Field(None, description="keep versions carrying all of these tags with these values")
+    metric: str | list[str] | None = Field(
+        None,
+        description="metric filter(s), all must hold: '<name><op><number>' with op one of >=, <=, >, <, ==, != "
+        "(e.g. 'accuracy>=0.9'); versions without the metric are left out",
+    )
+    order_by: str | None = Field(
+        None,
+        description="'<field> [asc|desc]', field one of model_name, version, created_at, updated_at, status or "
+        "metrics.<name> (e.g. 'metrics.accuracy desc'); default 'model_name asc' then version; "
+        "versions without the metric come last",
+    )
+    limit: int = Field(50, ge=1, le=500, description="page size")
+    cursor: str | None = Field(None, max_length=2000, description="next_cursor of the previous page")
+    page_token: str | None = Field(None, max_length=2000, description="alias of cursor")
+
+
+class SearchModelsOutput(ToolResultModel):
+    models: list[ModelVersion] = Field(description="matching model versions, in order")
+    count: int = Field(description="how many are on this page")
+    total_matches: int
+    order_by: str
+    next_cursor: str | None = Field(description="pass as cursor to get the next page; null on the last page")
+    next_page_token: str | None = Field(description="same as next_cursor")
