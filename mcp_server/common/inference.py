@@ -125,11 +125,20 @@ def assign_clusters(bundle: Bundle, x: np.ndarray) -> np.ndarray:
     labels = np.full(len(x), -1, dtype=int)
     if len(core) == 0 or len(x) == 0:
         return labels
-    from sklearn.metrics import pairwise_distances_argmin_min
+    from sklearn.neighbors import NearestNeighbors
 
     eps = float(getattr(model, "eps", None) or (bundle.metadata.get("hyperparameters") or {}).get("eps", 0.5))
-    nearest, distance = pairwise_distances_argmin_min(x, core, metric=getattr(model, "metric", "euclidean"))
+    # The same neighbour search DBSCAN ran (exact distances, its metric), so a point at exactly
+    # eps is inside here as it was during training.
+    search = NearestNeighbors(
+        n_neighbors=1,
+        algorithm=getattr(model, "algorithm", "auto"),
+        metric=getattr(model, "metric", "euclidean"),
+        metric_params=getattr(model, "metric_params", None),
+        p=getattr(model, "p", None) or 2,
+    ).fit(core)
+    distance, nearest = search.kneighbors(x)
     core_labels = np.asarray(model.labels_)[np.asarray(model.core_sample_indices_)]
-    within = distance <= eps
-    labels[within] = core_labels[nearest[within]]
+    within = distance[:, 0] <= eps
+    labels[within] = core_labels[nearest[within, 0]]
     return labels
