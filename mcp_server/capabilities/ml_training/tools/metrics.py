@@ -1,0 +1,46 @@
+"""get_training_metrics: a job's status, progress and results, or a bundle's recorded metrics."""
+
+from __future__ import annotations
+
+from mcp_server.capabilities.base import ToolContext
+from mcp_server.capabilities.ml_training.schemas import GetTrainingMetricsInput, GetTrainingMetricsOutput
+from mcp_server.common.bundles import read_bundle
+from mcp_server.common.jobs import get_runner
+
+
+def get_training_metrics(ctx: ToolContext, params: GetTrainingMetricsInput) -> GetTrainingMetricsOutput:
+    if params.job_id:
+        record = get_runner(ctx).read(params.job_id)
+        result = record.get("result") or None
+        error = record.get("error") or None
+        return GetTrainingMetricsOutput(
+            job_id=record["job_id"],
+            tool=record.get("tool"),
+            status=record["status"],
+            progress=record.get("progress"),
+            queue_position=record.get("queue_position"),
+            model_s3_uri=(result or {}).get("model_s3_uri"),
+            metrics=(result or {}).get("metrics"),
+            history=record.get("history") or (result or {}).get("history") or [],
+            error=(error.get("text") or error.get("message")) if error else None,
+            result=result,
+            created_at=record.get("created_at"),
+            started_at=record.get("started_at"),
+            finished_at=record.get("finished_at"),
+        )
+    assert params.model_s3_uri is not None
+    # load=False still verifies every artifact's sha256: a tampered bundle is refused here too.
+    bundle = read_bundle(ctx.storage, params.model_s3_uri, "model_s3_uri", load=False)
+    meta = bundle.metadata
+    return GetTrainingMetricsOutput(
+        job_id=meta.get("job_id"),
+        status="succeeded",
+        model_s3_uri=bundle.uri,
+        metrics=meta.get("metrics"),
+        history=meta.get("history") or [],
+        finished_at=meta.get("created_at"),
+        result={
+            key: meta.get(key)
+            for key in ("algorithm", "task_type", "feature_names", "target_column", "classes", "random_state")
+        },
+    )

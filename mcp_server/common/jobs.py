@@ -1,0 +1,387 @@
+"""Training jobs: long work runs in worker threads, survives the request, and is visible to polls.
+
+A process-wide `JobRunner` (one per router, kept in `ctx.services`, created lazily) runs at most
+`max_concurrent_jobs` jobs at once; the rest wait in a visible queue. Every state change (and,
+at most every few seconds, progress) is written to `jobs/<job_id>.json` under the default
+location, so `get_training_metrics` answers after the request that started the job has gone,
+and after a restart. A record left `running` by a server that no longer exists reads as failed
+("lost: server restarted") instead of running forever.
+
+A tool awaits its job with `run_job` up to `max_wait_seconds`: the work itself never runs on the
+event loop. Cancelling the awaiting request cancels the job; the work sees it at its next
+`job.check_cancelled()` and publishes nothing (bundles write `metadata.json` last).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+
+from mcp_server.common.bundles import now_iso
+from mcp_server.common.exceptions import CancelledError, InvalidInputError, MLOpsError, NotFoundError
+from mcp_server.common.logger import get_logger
+from mcp_server.common.s3_utils import S3Utils, json_bytes, parse_json
+
+if TYPE_CHECKING:
+    from mcp_server.capabilities.base import ToolContext
+
+_log = get_logger(__name__)
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+JOBS_PREFIX = "jobs"
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+_PROGRESS_WRITE_SECONDS = 2.0  # progress is persisted at most this often
+HEARTBEAT_SECONDS = 20.0  # live records are rewritten this often, even without progress
+STALE_SECONDS = 120.0  # a live-looking record not rewritten for this long belongs to a dead server
+_KEEP_FINISHED = 500  # finished jobs kept in memory; older ones are read back from storage
+_SERVICE_KEY = "job_runner"
+_RUNNER_LOCK = threading.Lock()
+
+Work = Callable[["Job"], dict[str, Any]]
+
+
+@dataclass
+class Job:
+    """One unit of long work. The work function receives it to report progress and check for cancel."""
+
+    job_id: str
+    tool: str
+    info: dict[str, Any] = field(default_factory=dict)
+    status: JobStatus = "queued"
+    progress_done: float = 0.0
+    progress_total: float | None = None
+    progress_message: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    exception: BaseException | None = None
+    created_at: str = field(default_factory=now_iso)
+    started_at: str | None = None
+    finished_at: str | None = None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    done_event: threading.Event = field(default_factory=threading.Event)
+    _runner: JobRunner | None = None
+    _last_write: float = 0.0
+
+    def check_cancelled(self) -> None:
+        """Call between units of work: raises `CancelledError` once the job has been cancelled."""
+        if self.cancel_event.is_set():
+            raise CancelledError(f"job {self.job_id} was cancelled; nothing was written")
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def report(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        """Record progress (persisted now and then). The waiting request forwards it to the client
+        from the event loop, so the work never blocks on a notification."""
+        self.progress_total = total if total is not None else self.progress_total
+        self.progress_message = message
+        self.progress_done = max(self.progress_done, done)
+        if self._runner is not None:
+            self._runner.persist(self, force=False)
+
+    def add_history(self, record: dict[str, Any]) -> None:
+        self.history.append(record)
+
+
+class JobRunner:
+    """Runs jobs in worker threads, at most `max_concurrent` at once, and keeps their records."""
+
+    def __init__(self, storage: S3Utils, max_concurrent: int) -> None:
+        self.storage = storage
+        self.max_concurrent = max(1, int(max_concurrent))
+        self.instance_id = secrets.token_hex(8)
+        self.pid = os.getpid()
+        self.host = socket.gethostname()
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self._queue: deque[tuple[Job, Work]] = deque()
+        self._running: set[str] = set()
+        self._finished: deque[str] = deque()
+        self._heartbeat: threading.Thread | None = None
+
+    # ----------------------------------------------------------------- submit / cancel
+    def submit(self, tool: str, work: Work, *, info: dict[str, Any] | None = None) -> Job:
+        """Queue `work` (a function of the Job returning a JSON-able result); starts it when a slot is free."""
+        job = Job(job_id=new_job_id(), tool=tool, info=dict(info or {}), _runner=self)
+        with self._lock:
+            self._jobs[job.job_id] = job
+            self._queue.append((job, work))
+        self.persist(job, force=True)
+        self._start_ready()
+        self._ensure_heartbeat()
+        return job
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Cancel a live job: a queued one never starts, a running one stops at its next check."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status in FINAL_STATUSES:
+                return job
+            job.cancel_event.set()
+            queued = [entry for entry in self._queue if entry[0] is job]
+            for entry in queued:
+                self._queue.remove(entry)
+        if queued:
+            self._finish(job, "cancelled", error={"kind": "cancelled", "message": "cancelled before it started"})
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def queue_position(self, job: Job) -> int | None:
+        """1 for the next job to start; None when the job is not queued."""
+        with self._lock:
+            for index, (queued, _) in enumerate(self._queue):
+                if queued is job:
+                    return index + 1
+        return None
+
+    # ----------------------------------------------------------------- waiting
+    async def wait(self, job: Job, timeout: float, ctx: ToolContext | None = None) -> bool:
+        """Wait (without blocking the event loop) until the job ends or `timeout` passes; meanwhile
+        forward its progress to `ctx`'s client. Polling coalesces bursts (many fast rounds) into at
+        most a few notifications a second, and MCP's rule that progress increases is kept here."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        delay = 0.01
+        sent = 0.0
+        while True:
+            if ctx is not None and job.progress_done > sent:
+                sent = job.progress_done
+                message = f"{job.job_id}: {job.progress_message}" if job.progress_message else job.job_id
+                await ctx.areport_progress(sent, job.progress_total, message)
+            if job.done_event.is_set():
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            await anyio.sleep(min(delay, remaining))
+            delay = min(delay * 1.5, 0.25)
+
+    # ----------------------------------------------------------------- execution
+    def _start_ready(self) -> None:
+        to_start: list[tuple[Job, Work]] = []
+        with self._lock:
+            while self._queue and len(self._running) < self.max_concurrent:
+                job, work = self._queue.popleft()
+                self._running.add(job.job_id)
+                job.status = "running"
+                job.started_at = now_iso()
+                to_start.append((job, work))
+        for job, work in to_start:
+            self.persist(job, force=True)
+            thread = threading.Thread(target=self._run, args=(job, work), name=f"job-{job.job_id}", daemon=True)
+            thread.start()
+
+    def _run(self, job: Job, work: Work) -> None:
+        try:
+            job.check_cancelled()
+            result = work(job)
+        except CancelledError as exc:
+            self._finish(job, "cancelled", error=exc.to_dict(), exception=exc)
+        except MLOpsError as exc:
+            if job.cancelled:
+                self._finish(job, "cancelled", error={"kind": "cancelled", "message": "cancelled"}, exception=exc)
+            else:
+                self._finish(job, "failed", error={**exc.to_dict(), "text": str(exc)}, exception=exc)
+        except Exception as exc:
+            _log.exception("job %s (%s) failed unexpectedly", job.job_id, job.tool)
+            message = f"{job.tool} failed unexpectedly ({type(exc).__name__}); the details are in the server log"
+            self._finish(job, "failed", error={"kind": "internal_error", "message": message}, exception=exc)
+        else:
+            job.result = result
+            self._finish(job, "succeeded")
+
+    def _finish(
+        self,
+        job: Job,
+        status: JobStatus,
+        error: dict[str, Any] | None = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        with self._lock:
+            job.status = status
+            job.error = error
+            job.exception = exception
+            job.finished_at = now_iso()
+            self._running.discard(job.job_id)
+            self._finished.append(job.job_id)
+            while len(self._finished) > _KEEP_FINISHED:
+                self._jobs.pop(self._finished.popleft(), None)
+        self.persist(job, force=True)
+        job.done_event.set()
+        self._start_ready()
+
+    # ----------------------------------------------------------------- records
+    def record(self, job: Job) -> dict[str, Any]:
+        """The job as JSON: what is stored in `jobs/<job_id>.json` and shown by get_training_metrics."""
+        progress_fraction = None
+        if job.progress_total:
+            progress_fraction = round(min(1.0, job.progress_done / job.progress_total), 4)
+        if job.status == "succeeded":
+            progress_fraction = 1.0
+        return {
+            "job_id": job.job_id,
+            "tool": job.tool,
+            "status": job.status,
+            "progress": {
+                "done": job.progress_done,
+                "total": job.progress_total,
+                "fraction": progress_fraction,
+                "message": job.progress_message,
+            },
+            "queue_position": self.queue_position(job) if job.status == "queued" else None,
+            "history": list(job.history),
+            "result": job.result,
+            "error": job.error,
+            "info": job.info,
+            "created_at": job.created_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+            "updated_at": now_iso(),
+            "updated_epoch": time.time(),
+            "instance_id": self.instance_id,
+            "pid": self.pid,
+            "host": self.host,
+        }
+
+    def persist(self, job: Job, force: bool) -> None:
+        """Write the job's record (always on state changes, throttled for progress)."""
+        now = time.monotonic()
+        if not force and now - job._last_write < _PROGRESS_WRITE_SECONDS:
+            return
+        job._last_write = now
+        try:
+            loc = self.storage.resolve(f"{JOBS_PREFIX}/{job.job_id}.json", "job_id")
+            self.storage.write_bytes(loc, json_bytes(self.record(job)), "application/json")
+        except Exception:  # storage trouble must not kill the work; the in-memory record still answers
+            _log.warning("could not write the record of job %s", job.job_id, exc_info=True)
+
+    def read(self, job_id: str) -> dict[str, Any]:
+        """The job's record: live from memory, else from storage (a dead server's job reads as failed)."""
+        if not _JOB_ID.match(job_id):
+            raise InvalidInputError(
+                f"{job_id!r} is not a job id", field="job_id", hint="Pass the job_id a train_* tool returned."
+            )
+        job = self.get(job_id)
+        if job is not None:
+            return self.record(job)
+        loc = self.storage.resolve(f"{JOBS_PREFIX}/{job_id}.json", "job_id")
+        if not self.storage.exists(loc):
+            raise NotFoundError(f"no job {job_id!r}", field="job_id", hint="Pass the job_id a train_* tool returned.")
+        record = parse_json(self.storage.read_bytes(loc, max_bytes=64 * 1024**2), loc.uri)
+        if not isinstance(record, dict):
+            raise NotFoundError(f"the record of job {job_id!r} is unreadable", field="job_id")
+        if record.get("status") not in FINAL_STATUSES and self._is_lost(record):
+            record.update(
+                status="failed",
+                error={"kind": "lost", "message": "lost: server restarted while the job was running; start it again"},
+                queue_position=None,
+            )
+            try:
+                self.storage.write_bytes(loc, json_bytes(record), "application/json")
+            except Exception:
+                _log.warning("could not mark job %s as lost", job_id, exc_info=True)
+        return record
+
+    def _is_lost(self, record: dict[str, Any]) -> bool:
+        if record.get("instance_id") == self.instance_id:
+            return True  # ours, yet not in memory: it can only have been dropped
+        age = time.time() - float(record.get("updated_epoch") or 0.0)
+        if age > STALE_SECONDS:
+            return True
+        if record.get("host") == self.host:
+            pid = record.get("pid")
+            return not (isinstance(pid, int) and _pid_alive(pid))
+        return False
+
+    # ----------------------------------------------------------------- heartbeat
+    def _ensure_heartbeat(self) -> None:
+        with self._lock:
+            if self._heartbeat is not None and self._heartbeat.is_alive():
+                return
+            self._heartbeat = threading.Thread(target=self._beat, name="job-heartbeat", daemon=True)
+            self._heartbeat.start()
+
+    def _beat(self) -> None:
+        """Keep live records fresh so another server can tell them from a dead server's leftovers."""
+        while True:
+            time.sleep(HEARTBEAT_SECONDS / 4)
+            with self._lock:
+                live = [j for j in self._jobs.values() if j.status not in FINAL_STATUSES]
+                if not live:
+                    self._heartbeat = None
+                    return
+            now = time.monotonic()
+            for job in live:
+                if now - job._last_write >= HEARTBEAT_SECONDS:
+                    self.persist(job, force=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def new_job_id() -> str:
+    return f"job-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+
+
+def get_runner(ctx: ToolContext) -> JobRunner:
+    """The process-wide runner of this server (created on first use)."""
+    with _RUNNER_LOCK:
+        runner = ctx.services.get(_SERVICE_KEY)
+        if runner is None:
+            runner = JobRunner(ctx.storage, ctx.config.max_concurrent_jobs)
+            ctx.services[_SERVICE_KEY] = runner
+        return runner
+
+
+async def run_job(
+    ctx: ToolContext,
+    tool: str,
+    work: Work,
+    *,
+    wait: bool = True,
+    max_wait_seconds: float | None = None,
+    info: dict[str, Any] | None = None,
+) -> Job:
+    """Submit `work` as a job and wait for it up to `max_wait_seconds` (default from the config).
+
+    Returns the job, finished or not. Cancelling the caller cancels the job and waits (briefly,
+    shielded) until the work has stopped, so nothing is published afterwards.
+    """
+    runner = get_runner(ctx)
+    job = runner.submit(tool, work, info=info)
+    if not wait:
+        return job
+    limit = ctx.config.default_max_wait_seconds if max_wait_seconds is None else max_wait_seconds
+    position = runner.queue_position(job)
+    if position is not None:
+        await ctx.areport_progress(0, None, f"{job.job_id}: queued (position {position})")
+    try:
+        await runner.wait(job, limit, ctx)
+    except anyio.get_cancelled_exc_class():
+        runner.cancel(job.job_id)
+        with anyio.CancelScope(shield=True):
+            await runner.wait(job, 30.0)
+        raise
+    return job
