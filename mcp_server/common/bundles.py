@@ -103,13 +103,43 @@ def load_skops(path: Path) -> Any:
     import skops.io as sio
 
     untrusted = sio.get_untrusted_types(file=path)
-    refused = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    refused = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES) or not _is_safe_reference(t)]
     if refused:
         raise BadFormatError(
             f"the model file contains types that are not allowed: {refused[:5]}",
             hint="Only scikit-learn, NumPy, SciPy and XGBoost objects are loaded.",
         )
     return sio.load(path, trusted=untrusted)
+
+
+# Functions (not classes) a fitted pipeline may reference; our own coercions only.
+_TRUSTED_FUNCTION_PREFIXES = ("mcp_server.common.transformers.",)
+
+
+def _is_safe_reference(name: str) -> bool:
+    """A class from a trusted package, or one of our own functions.
+
+    A trusted *prefix* is not enough: `builtins.eval`, `numpy.save` or
+    `sklearn.datasets.dump_svmlight_file` are functions a crafted `FunctionTransformer` would call
+    on the data at transform time.
+    """
+    if name.startswith(_TRUSTED_FUNCTION_PREFIXES):
+        return True
+    import importlib
+
+    parts = name.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[split:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return False
+        return isinstance(obj, type)
+    return False
 
 
 def _save_xgboost(model: Any, path: Path) -> None:
