@@ -451,7 +451,10 @@ def save_evaluation(storage: S3Utils, model_uri: str, tool: str, result: dict[st
 
 def read_evaluation(storage: S3Utils, uri: str, field: str = "evaluation_s3_uri") -> dict[str, Any]:
     loc = storage.resolve(uri, field)
-    record = parse_json(storage.read_bytes(loc, max_bytes=64 * 1024**2), loc.uri)
+    try:
+        record = parse_json(storage.read_bytes(loc, max_bytes=64 * 1024**2), loc.uri)
+    except BadFormatError:
+        record = None
     if not isinstance(record, dict) or not record.get("model_s3_uri") or "metrics" not in record:
         raise BadFormatError(
             f"{loc.uri} is not a saved evaluation result",

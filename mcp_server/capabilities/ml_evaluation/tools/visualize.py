@@ -94,7 +94,8 @@ def learning_curve_png(bundle: Bundle) -> bytes:
     rows = history_rows(bundle)
     keys = _numeric_keys(rows)
     x_key, xs = _x_axis(rows, keys)
-    series = [k for k in keys if k != x_key and k not in _X_KEYS and "time" not in k]
+    # Episode returns are the reward curve's; timings are not learning.
+    series = [k for k in keys if k != x_key and k not in _X_KEYS and "time" not in k and not k.startswith("episode_")]
     losses = [k for k in series if "loss" in k]
     shown = losses or series  # losses share a scale; other curves only when there is no loss
     if not rows or not shown:
