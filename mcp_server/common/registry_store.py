@@ -132,28 +132,37 @@ def _number(value: Any) -> float | None:
 
 
 def metrics_from_bundle(raw: Any) -> dict[str, float]:
-    """Flatten a bundle's `metrics` to {name: number}: validation scores win over training ones.
+    """Flatten a bundle's `metrics` to {name: number}, validation scores first.
 
-    Trainers record `{"train": {...}, "validation": {...}}` (and unsupervised / RL trainers flat
-    values, or a per-iteration list whose last value is the final score).
+    Trainers record `{"train": {...}, "validation": {...}}` (unsupervised and RL trainers flat
+    values, or a per-iteration list whose last value is the final score). With a validation group,
+    `accuracy` is the validation accuracy and training scores are kept as `train_accuracy`, so a
+    search never mistakes a training score for a held-out one; without it, training scores are
+    the metrics.
     """
     if not isinstance(raw, dict):
         return {}
     out: dict[str, float] = {}
 
-    def take(group: Any) -> None:
+    def take(group: Any, prefix: str = "") -> None:
         if not isinstance(group, dict):
             return
         for name, value in group.items():
             if isinstance(value, list) and value:
                 value = value[-1]
             number = _number(value)
-            if number is not None and METRIC_NAME.fullmatch(str(name)):
-                out[str(name)] = number
+            key = f"{prefix}{name}"
+            if number is not None and METRIC_NAME.fullmatch(key):
+                out[key] = number
 
     take(raw)
-    for group in ("train", "training", "validation", "val"):
-        take(raw.get(group))
+    validation = next((raw[g] for g in ("validation", "val") if isinstance(raw.get(g), dict)), None)
+    train = next((raw[g] for g in ("train", "training") if isinstance(raw.get(g), dict)), None)
+    if validation is not None:
+        take(train, "train_")
+        take(validation)
+    else:
+        take(train)
     return out
 
 

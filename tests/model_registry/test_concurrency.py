@@ -22,7 +22,8 @@ from mcp_server.config import Config
 from mcp_server.router import ToolRouter
 from tests.conftest import make_router
 from tests.helpers import call
-from tests.model_registry.conftest import MotoS3, bundle_writer
+from tests.model_registry.conftest import MotoS3
+from tests.model_registry.helpers import bundle_writer
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)

@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from mcp_server.common.registry_store import RegistryStore
+from mcp_server.common.registry_store import RegistryStore, metrics_from_bundle
 from mcp_server.router import ToolRouter
 from tests.helpers import call, call_error
-from tests.model_registry.conftest import MakeBundle
+from tests.model_registry.helpers import MakeBundle
 
 
 async def test_register_records_validation_metrics_lineage_and_who(
@@ -26,9 +26,12 @@ async def test_register_records_validation_metrics_lineage_and_who(
     )
     _, train_accuracy, val_accuracy = tiny_models["logreg"]
     assert out["model_name"] == "iris" and out["version"] == 1 and out["status"] == "none"
-    # Validation accuracy wins over training accuracy; train-only metrics are kept.
-    assert out["metrics"]["accuracy"] == pytest.approx(val_accuracy)
-    assert out["metrics"]["f1"] == pytest.approx(train_accuracy)
+    # Validation scores are the metrics; training scores are kept under a train_ prefix.
+    assert out["metrics"] == {
+        "accuracy": pytest.approx(val_accuracy),
+        "train_accuracy": pytest.approx(train_accuracy),
+        "train_f1": pytest.approx(train_accuracy),
+    }
     assert out["tags"] == {"team": "ml", "stage": "exp"}
     assert out["registered_by"] == "alice"
     assert out["lineage"]["data_fingerprint"] == "sha256:feedbeef"
@@ -41,6 +44,20 @@ async def test_register_records_validation_metrics_lineage_and_who(
     assert stored["history"][0]["to"] == "none" and stored["history"][0]["by"] == "alice"
     index = json.loads(any_router.storage.read_bytes(any_router.storage.resolve("registry/iris/index.json")))
     assert index["latest_version"] == 1 and index["production_version"] is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"train": {"accuracy": 0.9}}, {"accuracy": 0.9}),
+        ({"inertia": 12.5, "silhouette": 0.4}, {"inertia": 12.5, "silhouette": 0.4}),
+        ({"episode_return_mean": [10, 50, 200.0]}, {"episode_return_mean": 200.0}),
+        ({"validation": {"r2": 0.8, "note": "x", "flag": True, "bad": float("nan")}}, {"r2": 0.8}),
+        (None, {}),
+    ],
+)
+def test_bundle_metrics_are_flattened(raw: Any, expected: dict[str, float]) -> None:
+    assert metrics_from_bundle(raw) == expected
 
 
 async def test_register_given_metrics_override_bundle_metrics(

@@ -4,7 +4,7 @@ import pytest
 
 from mcp_server.router import ToolRouter
 from tests.helpers import call, call_error
-from tests.model_registry.conftest import MakeBundle
+from tests.model_registry.helpers import MakeBundle
 
 # (model, accuracy, tags)
 CATALOG = [

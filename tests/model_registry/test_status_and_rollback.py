@@ -8,7 +8,7 @@ import pytest
 from mcp_server.common.registry_store import TRANSITIONS, RegistryStore
 from mcp_server.router import ToolRouter
 from tests.helpers import call, call_error
-from tests.model_registry.conftest import MakeBundle
+from tests.model_registry.helpers import MakeBundle
 
 
 async def _register(router: ToolRouter, uri: str, n: int, name: str = "m") -> None:
