@@ -1,0 +1,80 @@
+"""Helpers every data_preparation tool uses: reading a frame, naming outputs, checking columns."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from mcp_server.capabilities.base import ToolContext
+from mcp_server.common.exceptions import InvalidInputError
+from mcp_server.common.s3_utils import Location
+
+_DATA_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".json", ".jsonl", ".ndjson")
+_COMPRESSION = (".gz", ".bz2", ".zip", ".xz", ".zst")
+MIME = {
+    "csv": "text/csv",
+    "json": "application/json",
+    "parquet": "application/vnd.apache.parquet",
+    "skops": "application/octet-stream",
+}
+
+
+def read_frame(ctx: ToolContext, uri: str, field: str, file_format: str | None = None) -> tuple[Location, pd.DataFrame]:
+    """Resolve and read a dataset; column names become strings so every tool can name them."""
+    loc = ctx.storage.resolve(uri, field)
+    frame = ctx.storage.read_dataframe(loc, file_format, field)
+    frame.columns = [str(c) for c in frame.columns]
+    return loc, frame
+
+
+def stem(loc: Location) -> str:
+    """The file name without its data extension: `raw/x.csv.gz` -> `x`."""
+    name = loc.name
+    for suffix in _COMPRESSION:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    for suffix in _DATA_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def output_location(
+    ctx: ToolContext, given: str | None, source: Location, suffix: str, field: str = "output_s3_uri"
+) -> Location:
+    """`given`, or `<source stem>.<suffix>` next to the source; never the source itself."""
+    loc = ctx.storage.resolve(given, field) if given else ctx.storage.sibling(source, f"{stem(source)}.{suffix}")
+    refuse_overwriting_input(loc, source, field)
+    return loc
+
+
+def refuse_overwriting_input(out: Location, source: Location, field: str) -> None:
+    if out.uri == source.uri:
+        raise InvalidInputError(
+            f"{out.uri} is the input itself; refusing to overwrite the source data",
+            field=field,
+            hint="Choose another output URI.",
+        )
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], field: str) -> None:
+    """Every name must be a column; the error names the first unknown one and the choices."""
+    available = [str(c) for c in frame.columns]
+    for column in columns:
+        if column not in frame.columns:
+            close = difflib.get_close_matches(column, available, n=3)
+            maybe = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise InvalidInputError(
+                f"column {column!r} is not in the data.{maybe} Available columns: {available[:50]}",
+                field=field,
+            )
+
+
+def json_values(values: Iterable[Any]) -> list[Any]:
+    """Plain JSON values (numpy scalars, timestamps and NaN made safe), as `to_json` renders them."""
+    rendered = pd.Series(list(values), dtype=object).to_json(orient="split", date_format="iso")
+    return list(json.loads(rendered)["data"])
