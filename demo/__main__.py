@@ -16,9 +16,9 @@ from typing import Any
 
 import anyio
 import numpy as np
-import pandas as pd
 from mcp.client.session import ClientSession
 
+from demo import data_preparation
 from mcp_server.client import connect, result_text, structured
 
 
@@ -58,12 +58,6 @@ def make_raw_dataset(root: Path) -> str:
     return "raw/breast_cancer.csv"
 
 
-async def data_preparation(demo: Demo, raw_uri: str) -> dict[str, Any]:
-    print("\n== Data preparation ==")
-    await demo.call("load_dataset", ("rows", "columns", "missing_values"), s3_uri=raw_uri, preview_rows=2)
-    return {"raw_uri": raw_uri}
-
-
 async def run(storage: Path) -> None:
     storage.mkdir(parents=True, exist_ok=True)
     raw_uri = make_raw_dataset(storage)
@@ -72,7 +66,8 @@ async def run(storage: Path) -> None:
         tools = await session.list_tools()
         print(f"Server is up with {len(tools.tools)} tools; storage: {storage}")
         demo = Demo(session)
-        await data_preparation(demo, raw_uri)
+        uris = await data_preparation.run(demo, storage, raw_uri)
+        print(f"Prepared data: train {uris['train_uri']}, test {uris['test_uri']}")
     print(f"\nDone: {demo.step} tool calls succeeded. Artifacts are under {storage}")
 
 
