@@ -26,7 +26,9 @@ def as_text(x: Any) -> pd.DataFrame:
     """
 
     def text(value: Any) -> Any:
-        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT:
+        if value is None or value is pd.NA or value is pd.NaT:
+            return np.nan
+        if isinstance(value, float | np.floating) and np.isnan(value):  # float32 NaN is no Python float
             return np.nan
         if isinstance(value, float | np.floating) and float(value).is_integer():
             return str(int(value))

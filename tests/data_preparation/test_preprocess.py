@@ -10,6 +10,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import StandardScaler
 
 from mcp_server.common.bundles import load_skops
+from mcp_server.common.transformers import as_number, as_text
 from mcp_server.router import ToolRouter
 from tests.helpers import call, call_error
 
@@ -279,3 +280,12 @@ async def test_drop_everything_is_a_clear_error(router: ToolRouter) -> None:
         preprocessing_config={"handle_missing": "drop"},
     )
     assert "no rows left" in text and "handle_missing" in text
+
+
+def test_coercions_keep_gaps_and_unify_numbers() -> None:
+    frame = pd.DataFrame({"a": np.array([1.0, np.nan, 2.5], dtype=np.float32), "b": ["x", None, 3]})
+    text = as_text(frame)
+    assert text["a"].iloc[[0, 2]].tolist() == ["1", "2.5"] and pd.isna(text["a"].iloc[1])
+    assert text["b"].iloc[[0, 2]].tolist() == ["x", "3"] and pd.isna(text["b"].iloc[1])
+    numbers = as_number(pd.DataFrame({"n": ["1.5", "abc", None]}))
+    assert numbers["n"].iloc[0] == 1.5 and numbers["n"].iloc[1:].isna().all()
