@@ -23,12 +23,21 @@ _lock = threading.Lock()  # font and text caches inside matplotlib are shared be
 DEFAULT_SIZE = (6.4, 4.8)
 DPI = 100
 NOISE_LABEL = -1
+_agg_selected = False
+
+
+def _use_agg() -> None:
+    """Select Agg once: switching backends later would close figures other code holds."""
+    global _agg_selected
+    if not _agg_selected:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        _agg_selected = True
 
 
 def _new_figure(size: tuple[float, float]) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
+    _use_agg()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -88,50 +97,52 @@ def _one_vs_rest(y_true: Any, scores: Any, classes: Sequence[Any]) -> list[tuple
     return [(str(c), truth == c, probabilities[:, i]) for i, c in enumerate(classes)]
 
 
-def roc_curve_png(y_true: Any, scores: Any, classes: Sequence[Any], title: str = "ROC curve") -> bytes:
-    from sklearn import metrics as skm
+Curve = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, str]]
 
+
+def _curves_png(
+    y_true: Any, scores: Any, classes: Sequence[Any], curve: Curve, title: str, axes: tuple[str, str], diagonal: bool
+) -> bytes:
+    """One curve per class (one for binary): `curve(is_positive, score)` gives (x, y, legend note)."""
     curves = _one_vs_rest(y_true, scores, classes)
 
     def draw(figure: Figure) -> None:
         ax = figure.add_subplot()
         for name, positive, score in curves:
             if positive.all() or not positive.any():
-                continue  # a class absent from the data has no ROC curve
-            fpr, tpr, _ = skm.roc_curve(positive, score)
-            ax.plot(fpr, tpr, label=f"{name} (AUC {skm.auc(fpr, tpr):.3f})")
-        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
+                continue  # a class absent from the data (or alone in it) has no curve
+            xs, ys, note = curve(positive, score)
+            ax.plot(xs, ys, label=f"{name} ({note})")
+        if diagonal:
+            ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
-        ax.set_xlabel("False positive rate")
-        ax.set_ylabel("True positive rate")
+        ax.set_xlabel(axes[0])
+        ax.set_ylabel(axes[1])
         ax.set_title(title if len(classes) == 2 else f"{title} (one-vs-rest)")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="lower right" if diagonal else "lower left", fontsize=8)
 
     return render(draw)
+
+
+def roc_curve_png(y_true: Any, scores: Any, classes: Sequence[Any], title: str = "ROC curve") -> bytes:
+    from sklearn import metrics as skm
+
+    def roc(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+        fpr, tpr, _ = skm.roc_curve(positive, score)
+        return fpr, tpr, f"AUC {skm.auc(fpr, tpr):.3f}"
+
+    return _curves_png(y_true, scores, classes, roc, title, ("False positive rate", "True positive rate"), True)
 
 
 def pr_curve_png(y_true: Any, scores: Any, classes: Sequence[Any], title: str = "Precision-recall curve") -> bytes:
     from sklearn import metrics as skm
 
-    curves = _one_vs_rest(y_true, scores, classes)
+    def pr(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+        precision, recall, _ = skm.precision_recall_curve(positive, score)
+        return recall, precision, f"AP {skm.average_precision_score(positive, score):.3f}"
 
-    def draw(figure: Figure) -> None:
-        ax = figure.add_subplot()
-        for name, positive, score in curves:
-            if not positive.any():
-                continue
-            precision, recall, _ = skm.precision_recall_curve(positive, score)
-            ap = skm.average_precision_score(positive, score)
-            ax.plot(recall, precision, label=f"{name} (AP {ap:.3f})")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("Recall")
-        ax.set_ylabel("Precision")
-        ax.set_title(title if len(classes) == 2 else f"{title} (one-vs-rest)")
-        ax.legend(loc="lower left", fontsize=8)
-
-    return render(draw)
+    return _curves_png(y_true, scores, classes, pr, title, ("Recall", "Precision"), False)
 
 
 def bar_chart_png(values: Mapping[str, float], title: str, xlabel: str) -> bytes:

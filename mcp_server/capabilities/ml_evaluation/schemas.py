@@ -67,22 +67,22 @@ class LoadModelOutput(ToolResultModel):
 
 
 # ---------------------------------------------------------------------------- evaluate_*
-class _EvaluateInput(ToolInput):
+class EvaluateInput(ToolInput):
     model_s3_uri: str = Field(description=_MODEL_URI)
     test_data_s3_uri: str = Field(description=_TEST_URI)
     thresholds: dict[str, float] | None = Field(None, description=_THRESHOLDS)
     save_result: bool = Field(True, description=_SAVE)
 
 
-class EvaluateClassifierInput(_EvaluateInput):
+class EvaluateClassifierInput(EvaluateInput):
     target_column: str | None = Field(None, description=_TARGET)
 
 
-class EvaluateRegressorInput(_EvaluateInput):
+class EvaluateRegressorInput(EvaluateInput):
     target_column: str | None = Field(None, description=_TARGET)
 
 
-class EvaluateClusteringInput(_EvaluateInput):
+class EvaluateClusteringInput(EvaluateInput):
     label_column: str | None = Field(
         None, description="column with true labels: adds ari and nmi (the column is not used as a feature)"
     )
