@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from mcp_server.capabilities.base import BaseCapability, ToolInput, ToolSpec
 from mcp_server.capabilities.ml_training import schemas as s
 from mcp_server.capabilities.ml_training.tools.export import save_model
-from mcp_server.capabilities.ml_training.tools.metrics import get_training_metrics
+from mcp_server.capabilities.ml_training.tools.jobs import cancel_training_job, get_training_metrics
 from mcp_server.capabilities.ml_training.tools.neural import train_neural_network
 from mcp_server.capabilities.ml_training.tools.supervised import train_random_forest, train_xgboost
 from mcp_server.capabilities.ml_training.tools.unsupervised import train_dbscan, train_kmeans, train_pca, train_tsne
@@ -134,6 +134,21 @@ class MLTrainingCapability(BaseCapability):
                 fn=get_training_metrics,
                 read_only=True,
                 destructive=False,
+                idempotent=True,
+                open_world=False,
+            ),
+            ToolSpec(
+                name="cancel_training_job",
+                title="Cancel a training job",
+                description=(
+                    "Stop a queued or running training job of this server (e.g. one started with wait=false); "
+                    "it publishes no model. Waits up to wait_seconds (default 10) for it to stop."
+                ),
+                input_model=s.CancelTrainingJobInput,
+                output_model=s.CancelTrainingJobOutput,
+                fn=cancel_training_job,
+                read_only=False,
+                destructive=True,
                 idempotent=True,
                 open_world=False,
             ),

@@ -6,7 +6,7 @@ names are refused, so a typo (`n_estimator`) is an error rather than a silently 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -14,6 +14,7 @@ from mcp_server.capabilities.base import ToolInput, ToolResultModel
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 SupervisedTask = Literal["classification", "regression"]
+LayerUnits = Annotated[int, Field(ge=1, le=4096)]
 
 
 def _seed() -> Any:
@@ -99,7 +100,7 @@ class XGBoostHyperparameters(Hyperparameters):
 
 
 class NeuralNetworkHyperparameters(Hyperparameters):
-    hidden_layers: list[int] = Field(
+    hidden_layers: list[LayerUnits] = Field(
         default=[64, 32], min_length=1, max_length=10, description="units per hidden layer"
     )
     epochs: int = Field(default=50, ge=1, le=10_000)
@@ -111,12 +112,6 @@ class NeuralNetworkHyperparameters(Hyperparameters):
         le=1000,
         description="stop after this many epochs without validation improvement (needs validation)",
     )
-
-    @model_validator(mode="after")
-    def _check(self) -> NeuralNetworkHyperparameters:
-        if any(not 1 <= units <= 4096 for units in self.hidden_layers):
-            raise ValueError("every hidden layer needs 1..4096 units")
-        return self
 
 
 class KMeansHyperparameters(Hyperparameters):
@@ -193,7 +188,9 @@ class TrainNeuralNetworkInput(SupervisedInput):
     framework: Literal["pytorch", "tensorflow"] = Field(
         default="pytorch", description="pytorch (a torch MLP) or tensorflow (a Keras 3 model)"
     )
-    hidden_layers: list[int] | None = Field(default=None, min_length=1, max_length=10, description="default [64, 32]")
+    hidden_layers: list[LayerUnits] | None = Field(
+        default=None, min_length=1, max_length=10, description="default [64, 32]"
+    )
     epochs: int | None = Field(default=None, ge=1, le=10_000, description="default 50")
     batch_size: int | None = Field(default=None, ge=1, le=65_536, description="default 32")
     learning_rate: float | None = Field(default=None, gt=0, le=1, description="default 0.001")
@@ -268,6 +265,11 @@ class GetTrainingMetricsInput(ToolInput):
         if bool(self.job_id) == bool(self.model_s3_uri):
             raise ValueError("pass exactly one of job_id or model_s3_uri")
         return self
+
+
+class CancelTrainingJobInput(ToolInput):
+    job_id: str = Field(description="a job_id returned by a train_* tool")
+    wait_seconds: float = Field(default=10.0, ge=0, le=60, description="how long to wait for the job to stop")
 
 
 class SaveModelInput(ToolInput):
@@ -362,6 +364,12 @@ class GetTrainingMetricsOutput(ToolResultModel):
     created_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+
+
+class CancelTrainingJobOutput(ToolResultModel):
+    job_id: str
+    status: JobStatus = Field(description="cancelled once the job has stopped")
+    message: str
 
 
 class SaveModelOutput(ToolResultModel):

@@ -1,11 +1,18 @@
-"""get_training_metrics: a job's status, progress and results, or a bundle's recorded metrics."""
+"""get_training_metrics (a job's status, progress and results, or a bundle's recorded metrics)
+and cancel_training_job (stop a job that outlived the request that started it)."""
 
 from __future__ import annotations
 
 from mcp_server.capabilities.base import ToolContext
-from mcp_server.capabilities.ml_training.schemas import GetTrainingMetricsInput, GetTrainingMetricsOutput
+from mcp_server.capabilities.ml_training.schemas import (
+    CancelTrainingJobInput,
+    CancelTrainingJobOutput,
+    GetTrainingMetricsInput,
+    GetTrainingMetricsOutput,
+)
 from mcp_server.common.bundles import read_bundle
-from mcp_server.common.jobs import get_runner
+from mcp_server.common.exceptions import ConflictError
+from mcp_server.common.jobs import FINAL_STATUSES, get_runner
 
 
 def get_training_metrics(ctx: ToolContext, params: GetTrainingMetricsInput) -> GetTrainingMetricsOutput:
@@ -44,3 +51,25 @@ def get_training_metrics(ctx: ToolContext, params: GetTrainingMetricsInput) -> G
             for key in ("algorithm", "task_type", "feature_names", "target_column", "classes", "random_state")
         },
     )
+
+
+def cancel_training_job(ctx: ToolContext, params: CancelTrainingJobInput) -> CancelTrainingJobOutput:
+    runner = get_runner(ctx)
+    record = runner.read(params.job_id)  # validates the id; not found is an error
+    if record["status"] in FINAL_STATUSES:
+        return CancelTrainingJobOutput(
+            job_id=params.job_id, status=record["status"], message=f"the job had already ended ({record['status']})"
+        )
+    job = runner.get(params.job_id)
+    if job is None:
+        raise ConflictError(
+            f"job {params.job_id} runs in another server process, which alone can stop it",
+            field="job_id",
+            hint="Cancel it from the server that started it.",
+        )
+    runner.cancel(params.job_id)
+    if job.done_event.wait(params.wait_seconds):
+        message = "cancelled; no model was written" if job.status == "cancelled" else f"it ended as {job.status}"
+    else:
+        message = "cancellation requested; the job stops at its next step (poll get_training_metrics)"
+    return CancelTrainingJobOutput(job_id=params.job_id, status=job.status, message=message)
