@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcp_server.common.bundles import now_iso
-from mcp_server.common.exceptions import ConflictError, InvalidInputError, NotFoundError
+from mcp_server.common.exceptions import BadFormatError, ConflictError, InvalidInputError, NotFoundError
 from mcp_server.common.logger import get_logger
 from mcp_server.common.s3_utils import Location, S3Utils, json_bytes, parse_json, wait_backoff
 
@@ -63,6 +63,7 @@ _VERSION_FILE = re.compile(r"^([1-9][0-9]{0,8})\.json$")
 _MAX_CLAIMS = 10_000  # each lost claim means another writer took that number: progress, not a spin
 _MAX_CAS = 60
 _MAX_PRODUCTION_HISTORY = 200
+_SNAPSHOT_TRIES = 20
 
 
 # ---------------------------------------------------------------------------- validation
@@ -109,7 +110,9 @@ def validate_tags(tags: Mapping[str, Any] | None, field: str = "tags") -> dict[s
                 hint="Use 1-128 letters, digits, '_', '.', ':', '/' or '-'.",
             )
         if not isinstance(value, str) or len(value) > _MAX_TAG_VALUE:
-            raise InvalidInputError(f"tag {key!r} must be a string of at most {_MAX_TAG_VALUE} characters", field=field)
+            raise InvalidInputError(
+                f"tag {key!r} must be a string of at most {_MAX_TAG_VALUE} characters", field=f"{field}.{key}"
+            )
     return {str(k): str(v) for k, v in tags.items()}
 
 
@@ -227,7 +230,7 @@ class RegistryStore:
         data, tag = self.storage.read_versioned(loc)
         doc = parse_json(data, loc.uri)
         if not isinstance(doc, dict):
-            raise NotFoundError(f"{loc.uri} is not a registry document", hint="Restore it from a backup.")
+            raise BadFormatError(f"{loc.uri} is not a registry document", hint="Restore it from a backup.")
         return doc, tag
 
     def _read_index(self, name: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -269,23 +272,46 @@ class RegistryStore:
         span = f"1..{numbers[-1]}" if numbers else "none"
         return NotFoundError(f"model {name!r} has no version {version}", field=field, hint=f"Its versions are {span}.")
 
-    def model_state(self, name: str) -> tuple[dict[str, Any] | None, list[int]]:
-        """(index or None, version numbers); raises NotFoundError for an unknown model."""
+    def model_numbers(self, name: str) -> list[int]:
+        """The version numbers of `name`; raises NotFoundError for an unknown model."""
         validate_model_name(name)
-        index, _ = self._read_index(name)
         numbers = self.version_numbers(name)
         if not numbers:
             raise self._unknown_model(name)
-        return index, numbers
+        return numbers
 
     def read_version(self, name: str, version: int, index: Mapping[str, Any] | None = None) -> dict[str, Any]:
         doc, _ = self._read_json(self.version_loc(name, version))
         return _effective(doc, index)
 
+    def snapshot(
+        self, name: str, numbers: list[int], skip_unreadable: bool = False
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The index and these version documents as of one moment.
+
+        The documents are re-read while the index changed under us: otherwise a reader could
+        catch a promotion half-applied (the new version production, the old one not yet demoted).
+        A change still pending in the index is shown applied.
+        """
+        for attempt in range(_SNAPSHOT_TRIES):
+            index, tag = self._read_index(name)
+            docs = []
+            for number in numbers:
+                try:
+                    docs.append(self._read_json(self.version_loc(name, number))[0])
+                except (BadFormatError, NotFoundError) as exc:
+                    if not skip_unreadable:
+                        raise
+                    _log.warning("skipping registry document %s v%s: %s", name, number, exc)
+            if self._read_index(name)[1] == tag:
+                break
+            wait_backoff(attempt, base=0.005, cap=0.1)
+        return index, [_effective(doc, index) for doc in docs]
+
     def list_versions(self, name: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """All versions of `name` (oldest first) and a summary (latest and production version)."""
-        index, numbers = self.model_state(name)
-        docs = [self.read_version(name, n, index) for n in numbers]
+        numbers = self.model_numbers(name)
+        index, docs = self.snapshot(name, numbers)
         return docs, self.summary(index, numbers)
 
     @staticmethod
@@ -297,23 +323,24 @@ class RegistryStore:
 
     def get_version(self, name: str, version: int | str) -> tuple[dict[str, Any], dict[str, Any]]:
         """One version (a number, `latest` or `production`) and the model's summary."""
-        index, numbers = self.model_state(name)
-        summary = self.summary(index, numbers)
+        numbers = self.model_numbers(name)
+        number: int | None
         if version == "latest":
             number = numbers[-1]
         elif version == "production":
-            if summary["production_version"] is None:
+            number = (self.read_index(name) or {}).get("production_version")
+            if number is None:
                 raise NotFoundError(
                     f"model {name!r} has no production version",
                     field="version",
                     hint="Promote one with update_model_status(status='production').",
                 )
-            number = int(summary["production_version"])
         else:
             number = int(version)
             if number not in numbers:
                 raise self._unknown_version(name, number, numbers)
-        return self.read_version(name, number, index), summary
+        index, docs = self.snapshot(name, [int(number)])
+        return docs[0], self.summary(index, numbers)
 
     # ------------------------------------------------------------------ registration
     def register(self, name: str, record: Mapping[str, Any], by: str) -> tuple[dict[str, Any], Location]:
@@ -559,7 +586,7 @@ class RegistryStore:
                     "version": plan.promoted,
                     "at": op["at"],
                     "by": by,
-                    "op": plan.changes[-1]["op"],
+                    "op": next(c["op"] for c in plan.changes if c["version"] == plan.promoted),
                     "op_id": op_id,
                 }
                 history = [*(index.get("production_history") or []), entry]

@@ -61,7 +61,7 @@ class MotoS3:
 
 
 @pytest.fixture
-def moto_s3(atomic_conditional_puts: None) -> Iterator[MotoS3]:
+def moto_s3() -> Iterator[MotoS3]:
     """A real HTTP S3 endpoint (moto's threaded server) with one bucket."""
     import boto3
     from moto.server import ThreadedMotoServer

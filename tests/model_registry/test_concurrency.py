@@ -34,6 +34,7 @@ def shared_config(request: pytest.FixtureRequest, storage_root: Path) -> Config:
     """Storage several processes can share: a local root, or a bucket behind a moto HTTP server."""
     if request.param == "local":
         return Config.from_env({"MLOPS_STORAGE_ROOT": str(storage_root)})
+    request.getfixturevalue("atomic_conditional_puts")
     moto_s3: MotoS3 = request.getfixturevalue("moto_s3")
     return moto_s3.config(storage_root)
 
@@ -109,6 +110,34 @@ async def test_parallel_promotions_leave_exactly_one_production(
         *(call(router, "update_model_status", model_name="prom", version=v, status="production") for v in range(1, 11))
     )
     _assert_one_production(router.storage, "prom", set(range(1, 11)), promotions)
+
+
+async def test_readers_never_see_two_production_versions(router: ToolRouter, tiny_models: dict[str, Any]) -> None:
+    uri = bundle_writer(router.storage, tiny_models)("models/a")
+    for _ in range(6):
+        await call(router, "register_model", model_name="seen", model_s3_uri=uri)
+    store = RegistryStore(router.storage)
+    done = False
+    seen: list[list[int]] = []
+
+    def read_until_done() -> None:
+        while not done:
+            docs, summary = store.list_versions("seen")
+            production = [d["version"] for d in docs if d["status"] == "production"]
+            seen.append(production)
+            assert production == ([summary["production_version"]] if summary["production_version"] else [])
+
+    reader = asyncio.create_task(asyncio.to_thread(read_until_done))
+    for _ in range(2):
+        await asyncio.gather(
+            *(
+                call(router, "update_model_status", model_name="seen", version=v, status="production")
+                for v in range(1, 7)
+            )
+        )
+    done = True
+    await reader
+    assert len(seen) > 5 and all(len(p) <= 1 for p in seen)
 
 
 async def test_registrations_racing_promotions(router: ToolRouter, tiny_models: dict[str, Any]) -> None:

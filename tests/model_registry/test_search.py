@@ -131,3 +131,12 @@ async def test_search_refuses_foreign_or_forged_cursor(catalog: ToolRouter) -> N
 async def test_search_on_empty_registry(router: ToolRouter) -> None:
     out = await call(router, "search_models")
     assert out["models"] == [] and out["total_matches"] == 0 and out["next_cursor"] is None
+
+
+async def test_search_skips_an_unreadable_document(catalog: ToolRouter) -> None:
+    storage = catalog.storage
+    storage.write_bytes(storage.resolve("registry/fraud-xgb/versions/1.json"), b"{not json")
+    out = await call(catalog, "search_models", name_contains="fraud")
+    assert _ids(out) == [("fraud-rf", 1), ("fraud-rf", 2)]
+    text = await call_error(catalog, "list_model_versions", model_name="fraud-xgb")
+    assert "not valid JSON" in text

@@ -21,11 +21,9 @@ from typing import Any
 from mcp_server.capabilities.base import ToolContext, ToolOutput
 from mcp_server.capabilities.model_registry.schemas import SearchModelsInput, SearchModelsOutput
 from mcp_server.capabilities.model_registry.tools.views import version_view
-from mcp_server.common.exceptions import BadFormatError, InvalidInputError, NotFoundError
-from mcp_server.common.logger import get_logger
+from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.registry_store import METRIC_NAME, RegistryStore, validate_tags
 
-_log = get_logger(__name__)
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     "<=": operator.le,
@@ -158,13 +156,8 @@ def _matching_versions(
     for name, numbers in store.catalog().items():
         if needle not in name.lower():
             continue
-        index = store.read_index(name)
-        for number in numbers:
-            try:
-                doc = store.read_version(name, number, index)
-            except (BadFormatError, NotFoundError) as exc:  # one bad document must not break every search
-                _log.warning("skipping registry document %s v%s: %s", name, number, exc)
-                continue
+        _, docs = store.snapshot(name, numbers, skip_unreadable=True)  # one bad document must not break search
+        for doc in docs:
             if statuses and doc.get("status") not in statuses:
                 continue
             doc_tags = doc.get("tags") or {}
