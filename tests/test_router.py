@@ -147,7 +147,17 @@ def writer(ctx: ToolContext, params: NoInput) -> Empty:
 
 def spec(name: str, fn: Any, input_model: type[ToolInput] = NoInput, output: type = Empty, **hints: bool) -> ToolSpec:
     flags = {"read_only": True, "destructive": False, "idempotent": True, "open_world": False, **hints}
-    return ToolSpec(name=name, description=f"{name} tool", input_model=input_model, output_model=output, fn=fn, **flags)
+    return ToolSpec(
+        name=name,
+        description=f"{name} tool",
+        input_model=input_model,
+        output_model=output,
+        fn=fn,
+        read_only=flags["read_only"],
+        destructive=flags["destructive"],
+        idempotent=flags["idempotent"],
+        open_world=flags["open_world"],
+    )
 
 
 class AlphaCapability(BaseCapability):
@@ -303,7 +313,7 @@ async def test_mlops_error_becomes_is_error_with_field_and_hint(fake_router: Too
         }
     }
     not_found = await fake_router.call("fail_not_found", {})
-    assert not_found.structured_content["error"]["kind"] == "not_found"  # type: ignore[index]
+    assert not_found.structured_content["error"]["kind"] == "not_found"
 
 
 async def test_unexpected_exception_is_short_error_with_traceback_only_in_logs(

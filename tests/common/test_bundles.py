@@ -146,7 +146,7 @@ def test_skops_referencing_a_library_function_is_refused(tmp_path: Path) -> None
         load_skops(path)
 
 
-class Sneaky(BaseEstimator, TransformerMixin):  # type: ignore[misc]
+class Sneaky(BaseEstimator, TransformerMixin):
     def fit(self, X: Any, y: Any = None) -> Sneaky:
         return self
 

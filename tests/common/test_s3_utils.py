@@ -191,7 +191,7 @@ def test_oversized_object_refused_with_clear_message(tmp_path: Path) -> None:
     storage.write_bytes(loc, b"x\n" + b"1\n" * (600 * 1024))  # 1.2 MB
     for read in (storage.read_bytes, storage.read_dataframe):
         with pytest.raises(BadFormatError) as err:
-            read(loc)  # type: ignore[operator]
+            read(loc)
         text = str(err.value)
         assert "over the 1048576-byte limit" in text
         assert "MLOPS_MAX_DATASET_MB" in text
@@ -429,7 +429,7 @@ def test_missing_bucket_maps_to_clear_not_found(aws: Any) -> None:
     loc = storage.resolve("data.csv")
     for action in (storage.read_bytes, storage.read_dataframe, storage.list_objects):
         with pytest.raises(NotFoundError, match="bucket 'no-such-bucket-here' does not exist") as err:
-            action(loc)  # type: ignore[operator]
+            action(loc)
         assert "MLOPS_S3_BUCKET" in str(err.value)
     with pytest.raises(NotFoundError, match="bucket 'no-such-bucket-here' does not exist"):
         storage.write_bytes(loc, b"x")
