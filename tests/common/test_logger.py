@@ -152,6 +152,7 @@ def test_every_line_is_valid_json_even_for_odd_values(log_lines: tuple[logging.L
 def test_configure_logging_writes_json_to_stderr_only(capsys: pytest.CaptureFixture[str]) -> None:
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
+    logging.captureWarnings(False)  # a test before may have left it on, bound to its own warning hooks
     try:
         configure_logging("warning")
         logging.getLogger("mcp_server.test").warning("careful", extra={"fields": {"password": PASSWORD}})

@@ -33,6 +33,7 @@ def restore_logging() -> Iterator[None]:
     noisy = {name: logging.getLogger(name).level for name in ("botocore", "boto3", "urllib3", "s3transfer")}
     yield
     root.handlers[:], root.level = saved[0], saved[1]
+    logging.captureWarnings(False)
     for name, level in noisy.items():
         logging.getLogger(name).setLevel(level)
 
