@@ -18,7 +18,7 @@ import anyio
 import numpy as np
 from mcp.client.session import ClientSession
 
-from demo import data_preparation
+from demo import data_preparation, training
 from mcp_server.client import connect, result_text, structured
 
 
@@ -68,6 +68,8 @@ async def run(storage: Path) -> None:
         demo = Demo(session)
         uris = await data_preparation.run(demo, storage, raw_uri)
         print(f"Prepared data: train {uris['train_uri']}, test {uris['test_uri']}")
+        models = await training.run(demo, uris)
+        print(f"Trained: {', '.join(models['model_uris'])}")
     print(f"\nDone: {demo.step} tool calls succeeded. Artifacts are under {storage}")
 
 

@@ -27,16 +27,17 @@ def feature_matrix(
     metadata: dict[str, Any],
     preprocessor: Any = None,
     field: str = "test_data_s3_uri",
+    dtype: Any = float,
 ) -> np.ndarray:
     """The model's input matrix from `frame`: processed columns as they are, or raw columns run
     through the preprocessor. Missing columns are a clear error naming them; extra columns
-    (the target, ids) are ignored."""
+    (the target, ids) are ignored. `dtype` float32 halves the memory of large training sets."""
     features: list[str] = list(metadata.get("feature_names") or [])
     raw: list[str] = list(metadata.get("raw_feature_columns") or [])
     if features and all(c in frame.columns for c in features):
-        return _numeric(frame[features], field)
+        return _numeric(frame[features], field, dtype)
     if preprocessor is not None and raw and all(c in frame.columns for c in raw):
-        return np.asarray(preprocessor.transform(frame[raw]), dtype=float)
+        return np.asarray(preprocessor.transform(frame[raw]), dtype=dtype)
     expected = raw if preprocessor is not None and raw else features
     missing = [c for c in expected if c not in frame.columns]
     raise InvalidInputError(
@@ -46,7 +47,7 @@ def feature_matrix(
     )
 
 
-def _numeric(frame: pd.DataFrame, field: str) -> np.ndarray:
+def _numeric(frame: pd.DataFrame, field: str, dtype: Any = float) -> np.ndarray:
     bad = [
         str(c)
         for c, t in frame.dtypes.items()
@@ -58,7 +59,7 @@ def _numeric(frame: pd.DataFrame, field: str) -> np.ndarray:
             field=field,
             hint="Run preprocess_supervised (encode_categorical) first, or drop these columns.",
         )
-    return frame.to_numpy(dtype=float, na_value=np.nan)
+    return frame.to_numpy(dtype=dtype, na_value=np.nan)
 
 
 def target_vector(frame: pd.DataFrame, metadata: dict[str, Any], target_column: str | None, field: str) -> pd.Series:

@@ -182,7 +182,7 @@ def prepare_supervised(
     features, from_lineage = _features_for(frame, target_column, feature_columns, lineage)
     if not features:
         raise InvalidInputError("the data has no feature columns besides the target", field="train_data_s3_uri")
-    x: np.ndarray = np.asarray(feature_matrix(frame, _features_meta(features), field="train_data_s3_uri"), dtype=dtype)
+    x = feature_matrix(frame, _features_meta(features), field="train_data_s3_uri", dtype=dtype)
     y = target.to_numpy()
     feature_dtypes = {c: str(frame[c].dtype) for c in features}
     del frame, target
@@ -227,9 +227,7 @@ def _attach_validation_file(storage: S3Utils, data: SupervisedData, uri: str, dt
     val = read_dataset(storage, uri, "validation_data_s3_uri")
     meta = {"feature_names": data.feature_names, "raw_feature_columns": data.raw_feature_columns or []}
     # feature_matrix also accepts raw validation data and runs it through the bundled preprocessor.
-    data.x_val = np.asarray(
-        feature_matrix(val.frame, meta, data.preprocessor, field="validation_data_s3_uri"), dtype=dtype
-    )
+    data.x_val = feature_matrix(val.frame, meta, data.preprocessor, field="validation_data_s3_uri", dtype=dtype)
     y_val = target_vector(val.frame, {}, data.target_column, "validation_data_s3_uri")
     if y_val.isna().any():
         raise InvalidInputError(
@@ -281,6 +279,13 @@ def _set_classes(data: SupervisedData) -> None:
     data.classes = classes
 
 
+def sample_rows(n: int, max_rows: int, seed: int) -> np.ndarray | None:
+    """Sorted indices of a fixed random sample of `max_rows` of `n` rows (None when n is small)."""
+    if n <= max_rows:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
+
+
 def score(
     model: Any,
     x: np.ndarray,
@@ -292,8 +297,8 @@ def score(
     seed: int = 0,
 ) -> dict[str, float | None]:
     """Metrics of `model` on (x, y), in the original label space (a fixed sample beyond `max_rows`)."""
-    if max_rows is not None and len(y) > max_rows:
-        rows = np.sort(np.random.default_rng(seed).choice(len(y), size=max_rows, replace=False))
+    rows = sample_rows(len(y), max_rows, seed) if max_rows is not None else None
+    if rows is not None:
         x, y = x[rows], y[rows]
     holder = bundles.Bundle(uri="", metadata={"label_encoded": label_encoded, "classes": classes}, model=model)
     predicted = predict(holder, x)
@@ -445,7 +450,7 @@ def prepare_unsupervised(
             field="columns",
             hint="Pass `columns` with numeric columns only, or run preprocess_unsupervised first.",
         )
-    x: np.ndarray = np.asarray(feature_matrix(frame, _features_meta(features), field="train_data_s3_uri"), dtype=dtype)
+    x = feature_matrix(frame, _features_meta(features), field="train_data_s3_uri", dtype=dtype)
     if np.isnan(x).any():
         raise InvalidInputError(
             "the features contain missing values",

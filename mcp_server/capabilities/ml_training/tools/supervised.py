@@ -23,10 +23,12 @@ from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.jobs import Job
 from mcp_server.common.s3_utils import Location, S3Utils
 from mcp_server.common.training import (
+    TRAIN_SCORE_MAX_ROWS,
     SupervisedData,
     importance_dict,
     prepare_supervised,
     resolve_seed,
+    sample_rows,
     score,
     supervised_metadata,
     supervised_metrics,
@@ -136,7 +138,8 @@ def fit_random_forest(
     job.report(1, total, f"read {len(data.y_train)} training rows")
     forest = _forest(data.task_type, hp, seed)
     cpus = (os.cpu_count() or 1) if hp.n_jobs == -1 else hp.n_jobs
-    batch = max(cpus, math.ceil(hp.n_estimators / _RF_PROGRESS_BATCHES))
+    # Each batch waits for its slowest tree, so batches of a few trees per core keep the cores busy.
+    batch = max(2 * cpus, math.ceil(hp.n_estimators / _RF_PROGRESS_BATCHES))
     history: list[dict[str, Any]] = []
     grown = 0
     while grown < hp.n_estimators:
@@ -230,7 +233,11 @@ def fit_xgboost(
     job.report(1, total, f"read {len(data.y_train)} training rows")
     classification = data.task_type == "classification"
     y_train = data.encode(data.y_train) if classification else data.y_train.astype(np.float32)
-    eval_set = [(data.x_train, y_train)]
+    # The train curve: the training matrix itself (the same object, so XGBoost reuses its prediction
+    # cache), or a fixed sample of a large one, whose per-round metric would otherwise cost more
+    # than the boosting round itself.
+    rows = sample_rows(len(y_train), TRAIN_SCORE_MAX_ROWS, seed)
+    eval_set = [(data.x_train, y_train) if rows is None else (data.x_train[rows], y_train[rows])]
     early_stopping = None
     if data.x_val is not None and data.y_val is not None:
         y_val = data.encode(data.y_val) if classification else data.y_val.astype(np.float32)
@@ -246,8 +253,6 @@ def fit_xgboost(
         early_stopping_rounds=early_stopping,
         callbacks=[_round_callback(job, total)],
     )
-    # The training matrix is passed as the first eval set (the same object), so XGBoost reuses its
-    # prediction cache for the train curve instead of predicting all rows every round.
     model.fit(data.x_train, y_train, eval_set=eval_set, verbose=False)
     job.check_cancelled()
     model.set_params(callbacks=None)

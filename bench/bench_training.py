@@ -1,0 +1,169 @@
+"""Benchmark: training through the server vs the library directly, on the same generated data.
+
+    .venv/bin/python bench/bench_training.py [--rows 1000000] [--features 20] [--rounds 50] [--trees 20]
+
+A generated Parquet dataset (binary target) is trained on
+1. with XGBoost (hist, --rounds rounds, depth 6): `train_xgboost` through a real stdio client,
+   and `pd.read_parquet` + `XGBClassifier.fit` in this process;
+2. with a random forest (--trees trees, max_depth 10, all cores): `train_random_forest` through
+   the server, and `pd.read_parquet` + `RandomForestClassifier.fit` here.
+The server time is the whole tool call (read, fingerprint, fit, train metrics on a sample,
+bundle write); the direct time is read + fit. Prints both, their ratio (target <= 1.1), and the
+server process's peak RSS next to the in-memory size of the data. Exits 1 when a ratio misses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mcp_server.client import connect, result_text, structured  # noqa: E402
+
+RATIO_TARGET = 1.1
+SEED = 0
+
+
+def make_data(path: Path, rows: int, features: int) -> int:
+    """Write the dataset; returns its in-memory size in bytes."""
+    rng = np.random.default_rng(SEED)
+    x = rng.normal(size=(rows, features))
+    weights = rng.normal(size=features)
+    target = (x @ weights + rng.normal(scale=2.0, size=rows) > 0).astype(np.int64)
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(features)])
+    frame["target"] = target
+    frame.to_parquet(path)
+    return int(frame.memory_usage(deep=True).sum())
+
+
+def xgb_params(rounds: int) -> dict[str, Any]:
+    return {"n_estimators": rounds, "max_depth": 6, "learning_rate": 0.3, "tree_method": "hist"}
+
+
+def rf_params(trees: int) -> dict[str, Any]:
+    return {"n_estimators": trees, "max_depth": 10, "n_jobs": -1}
+
+
+def direct_fit(path: Path, algorithm: str, size: int) -> tuple[float, float | None]:
+    """Read + fit with the library itself; returns (seconds, peak RSS MB of this process).
+
+    Runs in a fresh process (see `direct`), so its peak memory is the library's alone."""
+    import xgboost as xgb
+    from sklearn.ensemble import RandomForestClassifier
+
+    started = time.perf_counter()
+    frame = pd.read_parquet(path)
+    x, y = frame.drop(columns="target").to_numpy(np.float32), frame["target"].to_numpy()
+    del frame
+    if algorithm == "xgboost":
+        xgb.XGBClassifier(**xgb_params(size), random_state=SEED).fit(x, y)
+    else:
+        RandomForestClassifier(**rf_params(size), random_state=SEED).fit(x, y)
+    return time.perf_counter() - started, peak_rss_mb(os.getpid())
+
+
+def direct(path: Path, algorithm: str, size: int) -> tuple[float, float | None]:
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(direct_fit, path, algorithm, size).result()
+
+
+def server_pid() -> int | None:
+    """The `python -m mcp_server` child of this process (Linux /proc)."""
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"mcp_server" in cmdline:
+                return int(pid)
+    return None
+
+
+def peak_rss_mb(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+async def through_server(root: Path, rounds: int, trees: int) -> dict[str, Any]:
+    env = {"MLOPS_STORAGE_ROOT": str(root), "LOG_LEVEL": "WARNING", "MLOPS_MAX_WAIT_SECONDS": "3600"}
+    out: dict[str, Any] = {}
+    async with connect(env) as session:
+        pid = server_pid()
+        out["rss_idle_mb"] = peak_rss_mb(pid)
+        for name, tool, hyperparameters in (
+            ("xgboost", "train_xgboost", xgb_params(rounds)),
+            ("random_forest", "train_random_forest", rf_params(trees)),
+        ):
+            started = time.perf_counter()
+            result = await session.call_tool(
+                tool,
+                {
+                    "train_data_s3_uri": "data.parquet",
+                    "target_column": "target",
+                    "model_output_s3_uri": f"models/{name}",
+                    "random_state": SEED,
+                    "hyperparameters": hyperparameters,
+                },
+            )
+            out[name] = time.perf_counter() - started
+            if result.is_error:
+                raise RuntimeError(f"{tool} failed: {result_text(result)}")
+            data = structured(result)
+            out[f"{name}_train_seconds"] = data["training_seconds"]
+            out[f"{name}_accuracy"] = data["metrics"]["train"]["accuracy"]
+            out[f"rss_after_{name}_mb"] = peak_rss_mb(pid)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--features", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--trees", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mlops-bench-") as tmp:
+        root = Path(tmp)
+        path = root / "data.parquet"
+        data_bytes = make_data(path, args.rows, args.features)
+        print(f"data: {args.rows} rows x {args.features} features, {data_bytes / 1024**2:.0f} MB in memory")
+        baseline = {"xgboost": direct(path, "xgboost", args.rounds), "random_forest": direct(path, "rf", args.trees)}
+        served = anyio.run(through_server, root, args.rounds, args.trees)
+    failed = False
+    for name, label in (
+        ("xgboost", f"XGBoost hist, {args.rounds} rounds"),
+        ("random_forest", f"random forest, {args.trees} trees, depth 10"),
+    ):
+        direct_seconds, direct_rss = baseline[name]
+        ratio = served[name] / direct_seconds
+        failed |= ratio > RATIO_TARGET
+        print(
+            f"{label}: server {served[name]:.2f} s (fit job {served[f'{name}_train_seconds']:.2f} s), "
+            f"direct {direct_seconds:.2f} s, ratio {ratio:.2f} (target <= {RATIO_TARGET}); "
+            f"train accuracy {served[f'{name}_accuracy']:.3f}; direct peak RSS {direct_rss:.0f} MB"
+        )
+    print(
+        f"server peak RSS: idle {served['rss_idle_mb']:.0f} MB, after XGBoost {served['rss_after_xgboost_mb']:.0f} MB, "
+        f"after random forest {served['rss_after_random_forest_mb']:.0f} MB; "
+        f"data in memory {data_bytes / 1024**2:.0f} MB"
+    )
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
