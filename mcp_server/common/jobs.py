@@ -42,6 +42,8 @@ FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 JOBS_PREFIX = "jobs"
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 _PROGRESS_WRITE_SECONDS = 2.0  # progress is persisted at most this often
+_PROGRESS_SEND_SECONDS = 0.2  # and sent to the waiting client at most this often
+_POLL_SECONDS = 0.05  # how soon a waiting request notices its job has ended
 HEARTBEAT_SECONDS = 20.0  # live records are rewritten this often, even without progress
 STALE_SECONDS = 120.0  # a live-looking record not rewritten for this long belongs to a dead server
 _KEEP_FINISHED = 500  # finished jobs kept in memory; older ones are read back from storage
@@ -71,8 +73,10 @@ class Job:
     finished_at: str | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
     done_event: threading.Event = field(default_factory=threading.Event)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, see `mark`
     _runner: JobRunner | None = None
     _last_write: float = 0.0
+    _last_mark: float = field(default_factory=time.perf_counter)
 
     def check_cancelled(self) -> None:
         """Call between units of work: raises `CancelledError` once the job has been cancelled."""
@@ -91,6 +95,12 @@ class Job:
         self.progress_done = max(self.progress_done, done)
         if self._runner is not None:
             self._runner.persist(self, force=False)
+
+    def mark(self, phase: str) -> None:
+        """Close a phase of the work: the time since the previous mark is recorded under `phase`."""
+        now = time.perf_counter()
+        self.timings[phase] = round(self.timings.get(phase, 0.0) + now - self._last_mark, 3)
+        self._last_mark = now
 
     def add_history(self, record: dict[str, Any]) -> None:
         self.history.append(record)
@@ -153,23 +163,26 @@ class JobRunner:
     # ----------------------------------------------------------------- waiting
     async def wait(self, job: Job, timeout: float, ctx: ToolContext | None = None) -> bool:
         """Wait (without blocking the event loop) until the job ends or `timeout` passes; meanwhile
-        forward its progress to `ctx`'s client. Polling coalesces bursts (many fast rounds) into at
-        most a few notifications a second, and MCP's rule that progress increases is kept here."""
+        forward its progress to `ctx`'s client, coalescing bursts (many fast rounds) into a few
+        notifications a second, and keeping MCP's rule that progress increases."""
         deadline = time.monotonic() + max(0.0, timeout)
-        delay = 0.01
+        delay = 0.005
         sent = 0.0
+        last_sent_at = 0.0
         while True:
-            if ctx is not None and job.progress_done > sent:
-                sent = job.progress_done
+            done = job.done_event.is_set()
+            now = time.monotonic()
+            if ctx is not None and job.progress_done > sent and (done or now - last_sent_at >= _PROGRESS_SEND_SECONDS):
+                sent, last_sent_at = job.progress_done, now
                 message = f"{job.job_id}: {job.progress_message}" if job.progress_message else job.job_id
                 await ctx.areport_progress(sent, job.progress_total, message)
-            if job.done_event.is_set():
+            if done:
                 return True
-            remaining = deadline - time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 return False
             await anyio.sleep(min(delay, remaining))
-            delay = min(delay * 1.5, 0.25)
+            delay = min(delay * 1.5, _POLL_SECONDS)
 
     # ----------------------------------------------------------------- execution
     def _start_ready(self) -> None:
@@ -189,6 +202,7 @@ class JobRunner:
     def _run(self, job: Job, work: Work) -> None:
         try:
             job.check_cancelled()
+            job._last_mark = time.perf_counter()
             result = work(job)
         except CancelledError as exc:
             self._finish(job, "cancelled", error=exc.to_dict(), exception=exc)

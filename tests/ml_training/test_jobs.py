@@ -192,13 +192,14 @@ async def test_progress_notifications_increase_and_name_the_job(router: ToolRout
     async def sender(progress: float, total: float | None, message: str | None) -> None:
         seen.append((progress, total, message))
 
-    result = await router.call("train_xgboost", long_xgboost(data, "models/p", rounds=60), sender)
+    # long enough (a second or so) for several notifications: they are sent at most 5 times a second
+    result = await router.call("train_xgboost", long_xgboost(data, "models/p", rounds=1500), sender)
     assert not result.is_error
     job_id = result.structured_content["job_id"] if result.structured_content else None
     assert len(seen) >= 3
     values = [p for p, _, _ in seen]
     assert values == sorted(values) and len(set(values)) == len(values)  # strictly increasing
-    assert seen[-1][0] == seen[-1][1] == 63  # 60 rounds + reading, writing, done
+    assert seen[-1][0] == seen[-1][1] == 1503  # 1500 rounds + reading, writing, done
     assert all(m and m.startswith(f"{job_id}:") for _, _, m in seen)
     assert any("round" in (m or "") for _, _, m in seen)
 

@@ -118,9 +118,8 @@ async def test_network_progress_is_per_epoch(router: ToolRouter, nn_data: dict[s
     async def sender(progress: float, total: float | None, message: str | None) -> None:
         messages.append(message or "")
 
-    result = await router.call(
-        "train_neural_network", classifier_args(nn_data, "pytorch", epochs=8, validation_fraction=None), sender
-    )
+    args = classifier_args(nn_data, "pytorch", epochs=60, batch_size=8, validation_fraction=None)
+    result = await router.call("train_neural_network", args, sender)
     assert not result.is_error
     assert any("epoch" in m for m in messages)
 

@@ -300,6 +300,7 @@ class TrainingOutput(ToolResultModel):
     metrics: dict[str, dict[str, float | None]] | None = None
     history: list[dict[str, Any]] | None = None
     training_seconds: float | None = None
+    timings: dict[str, float] | None = Field(default=None, description="seconds per phase (load, fit, score, write)")
     random_state: int | None = None
     n_train_rows: int | None = None
     warnings: list[str] = Field(default_factory=list)

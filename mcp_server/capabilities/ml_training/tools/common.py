@@ -60,6 +60,7 @@ async def run_trainer(
         started = time.perf_counter()
         result = fit(job)
         result["training_seconds"] = round(time.perf_counter() - started, 3)
+        result["timings"] = dict(job.timings)
         return result
 
     info = {"model_output_s3_uri": model_loc.uri, **{k: v for k, v in inputs.items() if v}}

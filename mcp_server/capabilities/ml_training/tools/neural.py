@@ -76,6 +76,7 @@ def fit_neural_network(
     total = hp.epochs + 3
     job.report(0, total, "reading data")
     data = load_supervised(storage, params, seed, allow_missing_features=False)
+    job.mark("load")
     job.check_cancelled()
     job.report(1, total, f"read {len(data.y_train)} training rows; building the {params.framework} model")
     fit, family, library = _fitter(params.framework)
@@ -110,8 +111,10 @@ def fit_neural_network(
         check_cancelled=job.check_cancelled,
     )
     job.check_cancelled()
+    job.mark("fit")
     metrics = supervised_metrics(model, data, label_encoded=classification, seed=seed)
     best_epoch = getattr(model, "best_epoch", None)
+    job.mark("score")
     meta = supervised_metadata(
         data,
         algorithm="neural_network",
@@ -128,5 +131,6 @@ def fit_neural_network(
     final = write_bundle(
         storage, model_loc, model, family, meta, preprocessor=data.preprocessor, check_cancelled=job.check_cancelled
     )
+    job.mark("write")
     job.report(total, total, "done")
     return supervised_result(data, final, framework=params.framework, epochs_run=len(history), best_epoch=best_epoch)

@@ -23,7 +23,6 @@ from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.jobs import Job
 from mcp_server.common.s3_utils import Location, S3Utils
 from mcp_server.common.training import (
-    TRAIN_SCORE_MAX_ROWS,
     SupervisedData,
     importance_dict,
     prepare_supervised,
@@ -38,6 +37,7 @@ _CLASSIFICATION_CRITERIA = ("gini", "entropy", "log_loss")
 _REGRESSION_CRITERIA = ("squared_error", "absolute_error", "friedman_mse", "poisson")
 _HISTORY_SCORE_ROWS = 5000  # per-batch validation scores use at most this many rows
 _RF_PROGRESS_BATCHES = 10
+_TRAIN_CURVE_ROWS = 20_000  # XGBoost's per-round train metric is computed on at most this many rows
 
 
 def load_supervised(storage: S3Utils, params: SupervisedInput, seed: int, **kwargs: Any) -> SupervisedData:
@@ -134,6 +134,7 @@ def fit_random_forest(
     total = hp.n_estimators + 2
     job.report(0, total, "reading data")
     data = load_supervised(storage, params, seed)
+    job.mark("load")
     job.check_cancelled()
     job.report(1, total, f"read {len(data.y_train)} training rows")
     forest = _forest(data.task_type, hp, seed)
@@ -158,7 +159,9 @@ def fit_random_forest(
         job.add_history(record)
         job.report(1 + grown, total, f"{grown}/{hp.n_estimators} trees")
     forest.warm_start = False  # the saved model should refit from scratch if anyone refits it
+    job.mark("fit")
     metrics = supervised_metrics(forest, data, label_encoded=False, seed=seed)
+    job.mark("score")
     meta = supervised_metadata(
         data,
         algorithm="random_forest",
@@ -174,6 +177,7 @@ def fit_random_forest(
     final = write_bundle(
         storage, model_loc, forest, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.check_cancelled
     )
+    job.mark("write")
     job.report(total, total, "done")
     return supervised_result(data, final)
 
@@ -229,6 +233,7 @@ def fit_xgboost(
     total = hp.n_estimators + 3
     job.report(0, total, "reading data")
     data = load_supervised(storage, params, seed)
+    job.mark("load")
     job.check_cancelled()
     job.report(1, total, f"read {len(data.y_train)} training rows")
     classification = data.task_type == "classification"
@@ -236,7 +241,7 @@ def fit_xgboost(
     # The train curve: the training matrix itself (the same object, so XGBoost reuses its prediction
     # cache), or a fixed sample of a large one, whose per-round metric would otherwise cost more
     # than the boosting round itself.
-    rows = sample_rows(len(y_train), TRAIN_SCORE_MAX_ROWS, seed)
+    rows = sample_rows(len(y_train), _TRAIN_CURVE_ROWS, seed)
     eval_set = [(data.x_train, y_train) if rows is None else (data.x_train[rows], y_train[rows])]
     early_stopping = None
     if data.x_val is not None and data.y_val is not None:
@@ -260,7 +265,9 @@ def fit_xgboost(
     for record in history:
         job.add_history(record)
     best = int(model.best_iteration) if early_stopping is not None and hasattr(model, "best_iteration") else None
+    job.mark("fit")
     metrics = supervised_metrics(model, data, label_encoded=classification, seed=seed)
+    job.mark("score")
     meta = supervised_metadata(
         data,
         algorithm="xgboost",
@@ -278,5 +285,6 @@ def fit_xgboost(
     final = write_bundle(
         storage, model_loc, model, "xgboost", meta, preprocessor=data.preprocessor, check_cancelled=job.check_cancelled
     )
+    job.mark("write")
     job.report(total, total, "done")
     return supervised_result(data, final, best_iteration=best)

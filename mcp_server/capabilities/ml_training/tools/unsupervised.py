@@ -95,6 +95,7 @@ def fit_kmeans(job: Job, storage: S3Utils, params: TrainKMeansInput, model_loc: 
     total = len(candidates) + 2
     job.report(0, total, "reading data")
     data = _load(storage, params)
+    job.mark("load")
     n = len(data.x)
     candidates = [k for k in candidates if k < n]
     if not candidates:
@@ -119,8 +120,10 @@ def fit_kmeans(job: Job, storage: S3Utils, params: TrainKMeansInput, model_loc: 
     model = best[1]
     job.check_cancelled()
     labels = model.labels_
+    job.mark("fit")
     metrics = {"train": {"inertia": float(model.inertia_), **clustering_metrics(data.x, labels, data.true_labels)}}
     sizes = _cluster_sizes(labels)
+    job.mark("score")
     meta = unsupervised_metadata(
         data,
         algorithm="kmeans",
@@ -140,6 +143,7 @@ def fit_kmeans(job: Job, storage: S3Utils, params: TrainKMeansInput, model_loc: 
     final = write_bundle(
         storage, model_loc, model, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.check_cancelled
     )
+    job.mark("write")
     job.report(total, total, "done")
     return _result(final, n_clusters=int(model.n_clusters), cluster_sizes=sizes)
 
@@ -165,6 +169,7 @@ def fit_dbscan(job: Job, storage: S3Utils, params: TrainDBSCANInput, model_loc: 
     hp = params.hyperparameters or DBSCANHyperparameters()
     job.report(0, 3, "reading data")
     data = _load(storage, params)
+    job.mark("load")
     if len(data.x) > DBSCAN_MAX_ROWS:
         raise InvalidInputError(
             f"DBSCAN on {len(data.x)} rows would take too long (limit {DBSCAN_MAX_ROWS})",
@@ -179,10 +184,12 @@ def fit_dbscan(job: Job, storage: S3Utils, params: TrainDBSCANInput, model_loc: 
     n_clusters = len(set(labels.tolist()) - {-1})
     n_noise = int((labels == -1).sum())
     sizes = _cluster_sizes(labels)
+    job.mark("fit")
     metrics = {"train": clustering_metrics(data.x, labels, data.true_labels)}
     history = [{"n_clusters": n_clusters, "n_noise": n_noise}]
     job.add_history(history[0])
     job.report(2, 3, f"{n_clusters} clusters, {n_noise} noise points")
+    job.mark("score")
     meta = unsupervised_metadata(
         data,
         algorithm="dbscan",
@@ -202,6 +209,7 @@ def fit_dbscan(job: Job, storage: S3Utils, params: TrainDBSCANInput, model_loc: 
     final = write_bundle(
         storage, model_loc, model, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.check_cancelled
     )
+    job.mark("write")
     job.report(3, 3, "done")
     warnings = ["every point is noise: raise eps or lower min_samples"] if n_clusters == 0 else []
     return _result(final, n_clusters=n_clusters, n_noise=n_noise, cluster_sizes=sizes, warnings=warnings)
@@ -238,6 +246,7 @@ def fit_pca(
     seed = resolve_seed(params.random_state)
     job.report(0, 4, "reading data")
     data = _load(storage, params)
+    job.mark("load")
     limit = min(data.x.shape)
     wanted: int | float = params.n_components
     if isinstance(wanted, int) and wanted > limit:
@@ -260,6 +269,7 @@ def fit_pca(
     for record in history:
         job.add_history(record)
     reconstruction = model.inverse_transform(transformed)
+    job.mark("fit")
     metrics = {
         "train": {
             "explained_variance": float(cumulative[-1]),
@@ -272,6 +282,7 @@ def fit_pca(
     storage.write_dataframe(
         frame, out_loc, "parquet", lineage={"source_s3_uri": data.training_data_uri, "model_s3_uri": model_loc.uri}
     )
+    job.mark("write_data")
     meta = unsupervised_metadata(
         data,
         algorithm="pca",
@@ -292,6 +303,7 @@ def fit_pca(
     final = write_bundle(
         storage, model_loc, model, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.check_cancelled
     )
+    job.mark("write")
     job.report(4, 4, "done")
     return _result(
         final,
@@ -329,6 +341,7 @@ def fit_tsne(
     seed = resolve_seed(params.random_state)
     job.report(0, 4, "reading data")
     data = _load(storage, params)
+    job.mark("load")
     n = len(data.x)
     warnings: list[str] = []
     rows = np.arange(n)
@@ -356,6 +369,7 @@ def fit_tsne(
         n_components=params.n_components, perplexity=params.perplexity, random_state=seed, n_jobs=-1, **hp.model_dump()
     )
     embedding = model.fit_transform(data.x)
+    job.mark("fit")
     job.check_cancelled()
     kl = float(model.kl_divergence_)
     history = [{"iteration": int(model.n_iter_), "kl_divergence": kl}]
@@ -368,6 +382,7 @@ def fit_tsne(
     storage.write_dataframe(
         frame, out_loc, "parquet", lineage={"source_s3_uri": data.training_data_uri, "model_s3_uri": model_loc.uri}
     )
+    job.mark("write_data")
     meta = unsupervised_metadata(
         data,
         algorithm="tsne",
@@ -389,6 +404,7 @@ def fit_tsne(
     final = write_bundle(
         storage, model_loc, model, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.check_cancelled
     )
+    job.mark("write")
     job.report(4, 4, "done")
     return _result(
         final, embedding_s3_uri=out_loc.uri, n_rows_embedded=len(data.x), sampled=len(rows) < n, warnings=warnings
