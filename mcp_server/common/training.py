@@ -125,21 +125,26 @@ class SupervisedData:
         return np.searchsorted(self.class_values, y).astype(np.int32)
 
 
+def chosen_columns(frame: pd.DataFrame, columns: list[str], field: str) -> list[str]:
+    """The columns a call named, deduplicated in order; any that the data lacks is an error."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InvalidInputError(
+            f"columns {missing[:10]} are not in the data",
+            field=field,
+            hint=f"Available columns: {list(map(str, frame.columns))[:20]}",
+        )
+    return list(dict.fromkeys(columns))
+
+
 def _features_for(
     frame: pd.DataFrame, target: str, feature_columns: list[str] | None, lineage: dict[str, Any]
 ) -> tuple[list[str], bool]:
     """The feature columns and whether they are exactly the lineage's processed columns."""
     if feature_columns:
-        missing = [c for c in feature_columns if c not in frame.columns]
-        if missing:
-            raise InvalidInputError(
-                f"feature columns {missing[:10]} are not in the data",
-                field="feature_columns",
-                hint=f"Available columns: {list(map(str, frame.columns))[:20]}",
-            )
-        if target in feature_columns:
+        names = chosen_columns(frame, feature_columns, "feature_columns")
+        if target in names:
             raise InvalidInputError("the target column cannot also be a feature", field="feature_columns")
-        names = list(dict.fromkeys(feature_columns))
         return names, names == list(lineage.get("feature_names") or [])
     lineage_features = [str(c) for c in lineage.get("feature_names") or [] if str(c) != target]
     if lineage_features and all(c in frame.columns for c in lineage_features):
@@ -434,14 +439,7 @@ def prepare_unsupervised(
     lineage_features = [str(c) for c in lineage.get("feature_names") or []]
     from_lineage = False
     if columns:
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise InvalidInputError(
-                f"columns {missing[:10]} are not in the data",
-                field="columns",
-                hint=f"Available columns: {list(map(str, frame.columns))[:20]}",
-            )
-        features = list(dict.fromkeys(columns))
+        features = chosen_columns(frame, columns, "columns")
         from_lineage = features == lineage_features
     elif lineage_features and all(c in frame.columns for c in lineage_features):
         features, from_lineage = lineage_features, True

@@ -17,6 +17,7 @@ from mcp_server.common.jobs import Job, get_runner, run_job
 from mcp_server.common.s3_utils import Location, S3Utils
 
 Fit = Callable[[Job], dict[str, Any]]
+_DATA_INPUTS = ("train_data_s3_uri", "validation_data_s3_uri")
 
 
 def output_folder(storage: S3Utils, uri: str, field: str = "model_output_s3_uri") -> Location:
@@ -49,9 +50,9 @@ async def run_trainer(
     fit: Fit,
     *,
     model_loc: Location,
-    inputs: dict[str, str | None],
 ) -> ToolOutput:
     """Run `fit` as a job and answer with its result, or with the job handle if it outlives the wait."""
+    inputs = {name: getattr(params, name, None) for name in _DATA_INPUTS}
     # Existence checks are quick but do I/O (S3 HEAD): off the event loop, before any job exists,
     # so a typo fails at once even with wait=false.
     await anyio.to_thread.run_sync(_check_inputs_exist, ctx.storage, inputs)
@@ -101,12 +102,3 @@ def job_output(ctx: ToolContext, job: Job, output_model: type[TrainingOutput], m
         ),
     )
     return ToolOutput(data=data, summary=f"{job.tool}: job {job.job_id} is {job.status}")
-
-
-def stage_progress(job: Job, total: float) -> Callable[[float, str], None]:
-    """A reporter for trainers whose work is a few steps: step i of `total`, with a message."""
-
-    def report(done: float, message: str) -> None:
-        job.report(done, total, message)
-
-    return report

@@ -13,7 +13,7 @@ from mcp_server.capabilities.ml_training.schemas import (
     TrainNeuralNetworkOutput,
 )
 from mcp_server.capabilities.ml_training.tools.common import output_folder, run_trainer
-from mcp_server.capabilities.ml_training.tools.supervised import load_supervised, supervised_inputs, supervised_result
+from mcp_server.capabilities.ml_training.tools.supervised import load_supervised, supervised_result
 from mcp_server.common.bundles import Family, write_bundle
 from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.jobs import Job
@@ -54,7 +54,6 @@ async def train_neural_network(ctx: ToolContext, params: TrainNeuralNetworkInput
         TrainNeuralNetworkOutput,
         lambda job: fit_neural_network(job, storage, params, hp, model_loc),
         model_loc=model_loc,
-        inputs=supervised_inputs(params),
     )
 
 

@@ -54,10 +54,6 @@ def load_supervised(storage: S3Utils, params: SupervisedInput, seed: int, **kwar
     )
 
 
-def supervised_inputs(params: SupervisedInput) -> dict[str, str | None]:
-    return {"train_data_s3_uri": params.train_data_s3_uri, "validation_data_s3_uri": params.validation_data_s3_uri}
-
-
 def supervised_result(data: SupervisedData, meta: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """The fields every supervised trainer returns (the rest of its output model is `extra`)."""
     return {
@@ -88,7 +84,6 @@ async def train_random_forest(ctx: ToolContext, params: TrainRandomForestInput) 
         TrainRandomForestOutput,
         lambda job: fit_random_forest(job, storage, params, hp, model_loc),
         model_loc=model_loc,
-        inputs=supervised_inputs(params),
     )
 
 
@@ -194,7 +189,6 @@ async def train_xgboost(ctx: ToolContext, params: TrainXGBoostInput) -> ToolOutp
         TrainXGBoostOutput,
         lambda job: fit_xgboost(job, storage, params, hp, model_loc),
         model_loc=model_loc,
-        inputs=supervised_inputs(params),
     )
 
 

@@ -41,10 +41,6 @@ def _load(storage: S3Utils, params: UnsupervisedInput) -> UnsupervisedData:
     )
 
 
-def _inputs(params: UnsupervisedInput) -> dict[str, str | None]:
-    return {"train_data_s3_uri": params.train_data_s3_uri}
-
-
 def _result(meta: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {
         "model_s3_uri": meta["model_s3_uri"],
@@ -81,7 +77,6 @@ async def train_kmeans(ctx: ToolContext, params: TrainKMeansInput) -> ToolOutput
         TrainKMeansOutput,
         lambda job: fit_kmeans(job, storage, params, model_loc),
         model_loc=model_loc,
-        inputs=_inputs(params),
     )
 
 
@@ -159,7 +154,6 @@ async def train_dbscan(ctx: ToolContext, params: TrainDBSCANInput) -> ToolOutput
         TrainDBSCANOutput,
         lambda job: fit_dbscan(job, storage, params, model_loc),
         model_loc=model_loc,
-        inputs=_inputs(params),
     )
 
 
@@ -233,7 +227,6 @@ async def train_pca(ctx: ToolContext, params: TrainPCAInput) -> ToolOutput:
         TrainPCAOutput,
         lambda job: fit_pca(job, storage, params, model_loc, out_loc),
         model_loc=model_loc,
-        inputs=_inputs(params),
     )
 
 
@@ -328,7 +321,6 @@ async def train_tsne(ctx: ToolContext, params: TrainTSNEInput) -> ToolOutput:
         TrainTSNEOutput,
         lambda job: fit_tsne(job, storage, params, model_loc, out_loc),
         model_loc=model_loc,
-        inputs=_inputs(params),
     )
 
 

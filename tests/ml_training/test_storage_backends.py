@@ -1,0 +1,46 @@
+"""The same training flow on local storage and on an S3 bucket (moto): data, bundle, job record,
+polling and export all go through S3Utils."""
+
+from __future__ import annotations
+
+import anyio
+
+from mcp_server.common.bundles import read_bundle
+from mcp_server.router import ToolRouter
+from tests.helpers import call
+from tests.ml_training.conftest import frames
+
+
+async def test_train_poll_and_export_on_each_backend(any_router: ToolRouter) -> None:
+    storage = any_router.storage
+    storage.write_dataframe(frames()["wine"], storage.resolve("data/wine.parquet"))
+    started = await call(
+        any_router,
+        "train_xgboost",
+        train_data_s3_uri="data/wine.parquet",
+        target_column="target",
+        model_output_s3_uri="models/xgb",
+        validation_fraction=0.3,
+        random_state=0,
+        hyperparameters={"n_estimators": 20},
+        wait=False,
+    )
+    for _ in range(400):
+        polled = await call(any_router, "get_training_metrics", job_id=started["job_id"])
+        if polled["status"] not in ("queued", "running"):
+            break
+        await anyio.sleep(0.05)
+    assert polled["status"] == "succeeded", polled
+    assert polled["metrics"]["validation"]["accuracy"] > 0.85
+    # the job record lives under the default location: the bucket, or the local root
+    record = storage.resolve(f"jobs/{started['job_id']}.json")
+    assert storage.exists(record)
+    assert polled["model_s3_uri"].startswith("s3://" if storage.config.s3_bucket else "file://")
+    bundle = read_bundle(storage, polled["model_s3_uri"])
+    assert bundle.metadata["family"] == "xgboost" and bundle.model is not None
+    copy = await call(any_router, "save_model", model_s3_uri=polled["model_s3_uri"], output_s3_uri="archive/xgb")
+    assert read_bundle(storage, copy["output_s3_uri"]).metadata["artifacts"] == bundle.metadata["artifacts"]
+    onnx = await call(
+        any_router, "save_model", model_s3_uri=polled["model_s3_uri"], output_s3_uri="archive/xgb.onnx", format="onnx"
+    )
+    assert storage.exists(storage.resolve(onnx["output_s3_uri"]))
