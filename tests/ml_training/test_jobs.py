@@ -224,7 +224,7 @@ async def test_wait_false_returns_at_once_then_polling_sees_success(router: Tool
 
 
 async def test_max_wait_returns_the_job_while_it_runs(router: ToolRouter, data: dict[str, str]) -> None:
-    out = await call(router, "train_xgboost", **long_xgboost(data, "models/mw", rounds=400), max_wait_seconds=0.2)
+    out = await call(router, "train_xgboost", **long_xgboost(data, "models/mw"), max_wait_seconds=0.2)
     assert out["status"] == "running" and out["metrics"] is None
     finished = await call(router, "cancel_training_job", job_id=out["job_id"])
     assert finished["status"] == "cancelled"
