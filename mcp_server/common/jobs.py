@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
+import anyio.to_thread
 
 from mcp_server.common.bundles import now_iso
 from mcp_server.common.exceptions import CancelledError, InvalidInputError, MLOpsError, NotFoundError
@@ -384,7 +385,8 @@ async def run_job(
     shielded) until the work has stopped, so nothing is published afterwards.
     """
     runner = get_runner(ctx)
-    job = runner.submit(tool, work, info=info)
+    # submit writes the job record: storage I/O (an S3 PUT) stays off the event loop.
+    job = await anyio.to_thread.run_sync(lambda: runner.submit(tool, work, info=info))
     if not wait:
         return job
     limit = ctx.config.default_max_wait_seconds if max_wait_seconds is None else max_wait_seconds
@@ -394,8 +396,8 @@ async def run_job(
     try:
         await runner.wait(job, limit, ctx)
     except anyio.get_cancelled_exc_class():
-        runner.cancel(job.job_id)
         with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(runner.cancel, job.job_id)
             await runner.wait(job, 30.0)
         raise
     return job
