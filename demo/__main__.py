@@ -18,7 +18,7 @@ import anyio
 import numpy as np
 from mcp.client.session import ClientSession
 
-from demo import data_preparation, training
+from demo import data_preparation, evaluation, registry, training
 from mcp_server.client import connect, result_text, structured
 
 
@@ -70,6 +70,10 @@ async def run(storage: Path) -> None:
         print(f"Prepared data: train {uris['train_uri']}, test {uris['test_uri']}")
         models = await training.run(demo, uris)
         print(f"Trained: {', '.join(models['model_uris'])}")
+        evaluated = await evaluation.run(demo, uris, models)
+        print(f"Best model: {evaluated['best_model_uri']}; report: {evaluated['report_uri']}")
+        registered = await registry.run(demo, evaluated["best_model_uri"])
+        print(f"Registered {registered['model_name']}: production version {registered['production_version']}")
     print(f"\nDone: {demo.step} tool calls succeeded. Artifacts are under {storage}")
 
 
