@@ -77,6 +77,7 @@ class Bundle:
 
 def library_versions(*names: str) -> dict[str, str]:
     """Installed versions of the libraries a model depends on (recorded in the metadata)."""
+    import importlib
     from importlib import metadata as importlib_metadata
 
     versions = {"python": platform.python_version()}
@@ -84,7 +85,12 @@ def library_versions(*names: str) -> dict[str, str]:
         try:
             versions[name] = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:
-            continue
+            # The distribution may be named differently from the module (xgboost ships as
+            # xgboost-cpu on Linux): fall back to the module's own version.
+            try:
+                versions[name] = str(importlib.import_module(name).__version__)
+            except (ImportError, AttributeError):
+                continue
     return versions
 
 

@@ -80,7 +80,9 @@ def predict(bundle: Bundle, x: np.ndarray) -> np.ndarray:
     """Predictions in the original label space."""
     raw = np.asarray(bundle.model.predict(x))
     if bundle.metadata.get("label_encoded"):
-        classes = np.asarray(bundle.metadata["classes"], dtype=object)
+        # np.asarray infers the labels' own dtype (int, str): an object array would make
+        # scikit-learn's metrics refuse the predictions as an "unknown" target type.
+        classes = np.asarray(list(bundle.metadata["classes"]))
         raw = classes[raw.astype(int).ravel()]
     return raw
 

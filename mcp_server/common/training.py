@@ -313,8 +313,6 @@ def score(
         x, y = x[rows], y[rows]
     holder = bundles.Bundle(uri="", metadata={"label_encoded": label_encoded, "classes": classes}, model=model)
     predicted = predict(holder, x)
-    if predicted.dtype == object:  # labels mapped back through `classes` come as objects; sklearn needs a kind
-        predicted = np.asarray(predicted.tolist())
     if task_type == "classification":
         proba = predict_proba(holder, x)
         if proba is not None:  # float32 outputs (XGBoost, networks) sum to 1 only up to rounding
@@ -372,28 +370,13 @@ def supervised_metadata(
         "history": history,
         "random_state": seed,
         "feature_importance": feature_importance,
-        "library_versions": library_versions(*libraries),
+        "library_versions": bundles.library_versions(*libraries),
         "job_id": job_id,
     }
     if data.raw_feature_columns:
         meta["raw_feature_columns"] = data.raw_feature_columns
     meta.update(extra or {})
     return meta
-
-
-def library_versions(*libraries: str) -> dict[str, str]:
-    """bundles.library_versions, falling back to the module's own version: the installed
-    distribution may have another name than the module (xgboost ships as xgboost-cpu here)."""
-    import importlib
-
-    versions = bundles.library_versions(*libraries)
-    for name in libraries:
-        if name not in versions:
-            try:
-                versions[name] = str(importlib.import_module(name).__version__)
-            except (ImportError, AttributeError):
-                continue
-    return versions
 
 
 def importance_dict(names: list[str], values: Any) -> dict[str, float]:
