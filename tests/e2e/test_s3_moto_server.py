@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,39 +10,21 @@ import pandas as pd
 import pytest
 
 from mcp_server.client import connect, result_text, structured
+from tests.conftest import http_s3_client, threaded_moto_server
 
 pytestmark = pytest.mark.e2e
 BUCKET = "e2e-mlops-bucket"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with threaded_moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def s3(moto_endpoint: str) -> Iterator[Any]:
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="e2e",
-        aws_secret_access_key="e2e",
-    )
+    client = http_s3_client(moto_endpoint, key="e2e")
     client.create_bucket(Bucket=BUCKET)
     yield client
     for item in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):

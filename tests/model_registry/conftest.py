@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from mcp_server.config import Config
+from tests.conftest import http_s3_client, threaded_moto_server
 from tests.model_registry.helpers import MakeBundle, bundle_writer, train_tiny_models
 
 
@@ -63,14 +64,7 @@ class MotoS3:
 @pytest.fixture
 def moto_s3() -> Iterator[MotoS3]:
     """A real HTTP S3 endpoint (moto's threaded server) with one bucket."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+    with threaded_moto_server() as endpoint:
         env = {
             "AWS_ENDPOINT_URL": endpoint,
             "AWS_ACCESS_KEY_ID": "testing",
@@ -78,14 +72,5 @@ def moto_s3() -> Iterator[MotoS3]:
             "AWS_DEFAULT_REGION": "us-east-1",
             "MLOPS_S3_BUCKET": "registry-race-bucket",
         }
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        client.create_bucket(Bucket=env["MLOPS_S3_BUCKET"])
+        http_s3_client(endpoint).create_bucket(Bucket=env["MLOPS_S3_BUCKET"])
         yield MotoS3(endpoint, env["MLOPS_S3_BUCKET"], env)
-    finally:
-        server.stop()
