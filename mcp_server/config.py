@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mcp_server.common.exceptions import ConfigError
+from mcp_server.common.outbound import parse_allow_entries
 
 CAPABILITY_NAMES = (
     "data_preparation",
@@ -75,6 +76,7 @@ class Config:
     max_concurrent_jobs: int = 1
     default_max_wait_seconds: float = 50.0
     max_dataset_bytes: int = 2 * 1024**3
+    outbound_allow: tuple[str, ...] = ()  # normalised scheme://host:port entries (common/outbound.py)
 
     @property
     def default_location(self) -> str:
@@ -127,5 +129,6 @@ class Config:
             max_concurrent_jobs=_int(env, "MLOPS_MAX_CONCURRENT_JOBS", max(1, cpus // 2), 1, 64),
             default_max_wait_seconds=float(_int(env, "MLOPS_MAX_WAIT_SECONDS", 50, 0, 3600)),
             max_dataset_bytes=_int(env, "MLOPS_MAX_DATASET_MB", 2048, 1, 1024 * 1024) * 1024**2,
+            outbound_allow=parse_allow_entries(env.get("MLOPS_OUTBOUND_ALLOW", "")),
         )
         return replace(config, **overrides) if overrides else config  # type: ignore[arg-type]

@@ -1,0 +1,77 @@
+"""The outbound URL policy: allow-list, https only, no private answers unless explicitly allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcp_server.common.exceptions import AccessDeniedError, ConfigError, InvalidInputError
+from mcp_server.common.outbound import check_url, parse_allow_entries
+
+
+def resolve_to(*addresses: str):  # an injected resolver: no DNS in tests
+    return lambda host, port: list(addresses)
+
+
+PUBLIC = resolve_to("8.8.8.8")
+
+
+def test_builtin_slack_webhook_is_allowed_and_pinned_to_checked_address() -> None:
+    target = check_url("https://hooks.slack.com/services/T/B/x", (), resolver=PUBLIC)
+    assert target.host == "hooks.slack.com" and target.port == 443 and target.addresses == ("8.8.8.8",)
+    assert not target.explicitly_allowed
+
+
+def test_builtin_host_with_wrong_path_is_refused() -> None:
+    with pytest.raises(AccessDeniedError, match="allow-list"):
+        check_url("https://discord.com/oauth2/x", (), resolver=PUBLIC)
+
+
+def test_plain_http_refused_unless_listed() -> None:
+    with pytest.raises(AccessDeniedError, match=r"MLOPS_OUTBOUND_ALLOW as http://127\.0\.0\.1:8080"):
+        check_url("http://127.0.0.1:8080/hook", (), resolver=resolve_to("127.0.0.1"))
+    target = check_url("http://127.0.0.1:8080/hook", ("http://127.0.0.1:8080",), resolver=resolve_to("127.0.0.1"))
+    assert target.explicitly_allowed
+
+
+def test_allow_entry_matches_port_and_host_exactly() -> None:
+    allow = ("http://127.0.0.1:8080",)
+    with pytest.raises(AccessDeniedError):
+        check_url("http://127.0.0.1:8081/", allow, resolver=resolve_to("127.0.0.1"))
+    with pytest.raises(AccessDeniedError):
+        check_url("http://localhost:8080/", allow, resolver=resolve_to("127.0.0.1"))
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "10.0.0.5", "127.0.0.1", "::1", "100.64.1.1", "fd00:ec2::254"])
+def test_allowed_name_resolving_to_non_public_address_is_refused(address: str) -> None:
+    with pytest.raises(AccessDeniedError, match="non-public"):
+        check_url("https://hooks.slack.com/services/x", (), resolver=resolve_to(address))
+
+
+def test_trusted_base_allows_its_path_only() -> None:
+    bases = ("https://ghe.example.com/api/v3",)
+    assert check_url("https://ghe.example.com/api/v3/repos/a/b", (), trusted_bases=bases, resolver=PUBLIC)
+    with pytest.raises(AccessDeniedError):
+        check_url("https://ghe.example.com/other", (), trusted_bases=bases, resolver=PUBLIC)
+
+
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://x/y", "not a url", "https://user:pw@hooks.slack.com/services/x"]
+)
+def test_bad_schemes_and_credentials_are_refused(url: str) -> None:
+    with pytest.raises(InvalidInputError):
+        check_url(url, (), resolver=PUBLIC)
+
+
+def test_error_text_never_carries_the_url_path() -> None:
+    with pytest.raises(AccessDeniedError) as info:
+        check_url("https://evil.example/api/webhooks/SECRETPART", (), resolver=PUBLIC)
+    assert "SECRETPART" not in str(info.value)
+
+
+def test_allow_entries_are_normalised_and_validated() -> None:
+    assert parse_allow_entries("http://LocalHost:8025, smtp://127.0.0.1") == (
+        "http://localhost:8025",
+        "smtp://127.0.0.1:25",
+    )
+    with pytest.raises(ConfigError, match="scheme://host"):
+        parse_allow_entries("127.0.0.1:80")
