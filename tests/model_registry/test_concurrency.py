@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from mcp_server.capabilities.model_registry.store import RegistryStore
 from mcp_server.common.exceptions import ConflictError
-from mcp_server.common.registry_store import RegistryStore
 from mcp_server.common.s3_utils import S3Utils
 from mcp_server.config import Config
 from mcp_server.router import ToolRouter

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from mcp_server.common.registry_store import RegistryStore, metrics_from_bundle
+from mcp_server.capabilities.model_registry.store import RegistryStore, metrics_from_bundle
 from mcp_server.router import ToolRouter
 from tests.helpers import call, call_error
 from tests.model_registry.helpers import MakeBundle

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from mcp_server.capabilities.base import Artifact, ToolContext, ToolOutput
+from mcp_server.capabilities.ml_evaluation import engine as ev
 from mcp_server.capabilities.ml_evaluation.schemas import CompareModelsInput, CompareModelsOutput, McNemar, RankingEntry
 from mcp_server.common import bundles
-from mcp_server.common import evaluation as ev
 from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.metrics import HIGHER_IS_BETTER
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from mcp_server.capabilities.base import Artifact, ToolContext, ToolOutput
+from mcp_server.capabilities.ml_evaluation import engine as ev
 from mcp_server.capabilities.ml_evaluation import schemas as s
 from mcp_server.common import bundles
-from mcp_server.common import evaluation as ev
 
 
 def _evaluate(ctx: ToolContext, params: s.EvaluateInput, task: str, output: type[BaseModel]) -> ToolOutput:

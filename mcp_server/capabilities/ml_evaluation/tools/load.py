@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from mcp_server.capabilities.base import ToolContext, ToolOutput
+from mcp_server.capabilities.ml_evaluation.engine import known_classes
 from mcp_server.capabilities.ml_evaluation.schemas import Lineage, LoadModelInput, LoadModelOutput
 from mcp_server.common import bundles
-from mcp_server.common.evaluation import known_classes
 
 
 def load_model(ctx: ToolContext, params: LoadModelInput) -> ToolOutput:

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_server.capabilities.base import Artifact, ToolContext, ToolOutput
+from mcp_server.capabilities.ml_evaluation import engine as ev
+from mcp_server.capabilities.ml_evaluation import plots
 from mcp_server.capabilities.ml_evaluation.schemas import GenerateReportInput, GenerateReportOutput
 from mcp_server.capabilities.ml_evaluation.tools.visualize import render_plot
-from mcp_server.common import bundles, plotting
-from mcp_server.common import evaluation as ev
+from mcp_server.common import bundles
 from mcp_server.common.bundles import Bundle, now_iso
 from mcp_server.common.exceptions import InvalidInputError, MLOpsError, NotFoundError
 from mcp_server.common.metrics import HIGHER_IS_BETTER
@@ -125,7 +126,7 @@ def _plots(source: _Source) -> list[Image]:
     for plot_type in _PLOTS.get(bundle.task_type, _OTHER_PLOTS):
         try:
             if plot_type == "confusion_matrix" and source.predictions is None and result:
-                png = plotting.confusion_matrix_png(result["confusion_matrix"], result["labels"])
+                png = plots.confusion_matrix_png(result["confusion_matrix"], result["labels"])
             else:
                 png = render_plot(plot_type, bundle, source.predictions)
         except MLOpsError:

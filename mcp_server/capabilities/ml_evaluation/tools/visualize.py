@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 
 from mcp_server.capabilities.base import Artifact, ToolContext, ToolOutput
+from mcp_server.capabilities.ml_evaluation import engine as ev
+from mcp_server.capabilities.ml_evaluation import plots
 from mcp_server.capabilities.ml_evaluation.schemas import VisualizationInput, VisualizationOutput
-from mcp_server.common import bundles, plotting
-from mcp_server.common import evaluation as ev
+from mcp_server.common import bundles
 from mcp_server.common import metrics as m
 from mcp_server.common.bundles import Bundle
 from mcp_server.common.exceptions import InvalidInputError
@@ -104,7 +105,7 @@ def learning_curve_png(bundle: Bundle) -> bytes:
             field="plot_type",
             hint="learning_curve needs a model trained by an iterative trainer (XGBoost, neural network).",
         )
-    return plotting.line_chart_png(
+    return plots.line_chart_png(
         xs,
         {k: [row.get(k) for row in rows] for k in shown},
         title=f"Learning curve: {bundle.metadata.get('algorithm')}",
@@ -125,7 +126,7 @@ def reward_curve_png(bundle: Bundle) -> bytes:
     band = None
     if all("episode_return_min" in r and "episode_return_max" in r for r in rows):
         band = ([r["episode_return_min"] for r in rows], [r["episode_return_max"] for r in rows])
-    return plotting.line_chart_png(
+    return plots.line_chart_png(
         xs,
         {"episode_return_mean": [r["episode_return_mean"] for r in rows]},
         title=f"Reward curve: {bundle.metadata.get('algorithm')}",
@@ -150,7 +151,7 @@ def clusters_png(p: ev.Predictions) -> bytes:
         ratio = pca.explained_variance_ratio_
         names = [f"PC1 ({ratio[0]:.0%} of variance)", f"PC2 ({ratio[1]:.0%} of variance)"]
         projected_centers = None if centers is None else pca.transform(np.asarray(centers, dtype=float))
-    return plotting.clusters_png(
+    return plots.clusters_png(
         xy, p.y_pred, projected_centers, title=f"Clusters: {p.bundle.metadata.get('algorithm')}", axis_names=names
     )
 
@@ -160,7 +161,7 @@ def render_plot(plot_type: str, bundle: Bundle, predictions: ev.Predictions | No
     check_plot_applies(bundle, plot_type)
     if plot_type == "feature_importance":
         ranked = sorted(feature_importance(bundle).items(), key=lambda kv: abs(kv[1]), reverse=True)[:top_n]
-        return plotting.bar_chart_png(
+        return plots.bar_chart_png(
             dict(ranked), f"Feature importance: {bundle.metadata.get('algorithm')}", "importance"
         )
     if plot_type == "learning_curve":
@@ -176,9 +177,9 @@ def render_plot(plot_type: str, bundle: Bundle, predictions: ev.Predictions | No
     p = predictions
     if plot_type == "confusion_matrix":
         details = m.classification_details(p.y_true, p.y_pred, p.classes)
-        return plotting.confusion_matrix_png(details["confusion_matrix"], p.classes)
+        return plots.confusion_matrix_png(details["confusion_matrix"], p.classes)
     if plot_type == "residuals":
-        return plotting.residuals_png(p.y_true, p.y_pred)
+        return plots.residuals_png(p.y_true, p.y_pred)
     if plot_type == "clusters":
         return clusters_png(p)
     if p.y_score is None:
@@ -188,8 +189,8 @@ def render_plot(plot_type: str, bundle: Bundle, predictions: ev.Predictions | No
             hint="Use confusion_matrix instead.",
         )
     if plot_type == "roc_curve":
-        return plotting.roc_curve_png(p.y_true, p.y_score, p.classes)
-    return plotting.pr_curve_png(p.y_true, p.y_score, p.classes)
+        return plots.roc_curve_png(p.y_true, p.y_score, p.classes)
+    return plots.pr_curve_png(p.y_true, p.y_score, p.classes)
 
 
 def visualization(ctx: ToolContext, params: VisualizationInput) -> ToolOutput:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from mcp_server.capabilities.base import ToolContext, ToolOutput
+from mcp_server.capabilities.ml_training.data import resolve_seed, supervised_metadata, supervised_metrics
 from mcp_server.capabilities.ml_training.schemas import (
     NeuralNetworkHyperparameters,
     TrainNeuralNetworkInput,
@@ -18,7 +19,6 @@ from mcp_server.common.bundles import Family, write_bundle
 from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.jobs import Job
 from mcp_server.common.s3_utils import Location, S3Utils
-from mcp_server.common.training import resolve_seed, supervised_metadata, supervised_metrics
 
 _SHORTCUTS = ("hidden_layers", "epochs", "batch_size", "learning_rate")
 

@@ -8,6 +8,16 @@ from typing import Any
 import numpy as np
 
 from mcp_server.capabilities.base import ToolContext, ToolOutput
+from mcp_server.capabilities.ml_training.data import (
+    SupervisedData,
+    importance_dict,
+    prepare_supervised,
+    resolve_seed,
+    sample_rows,
+    score,
+    supervised_metadata,
+    supervised_metrics,
+)
 from mcp_server.capabilities.ml_training.schemas import (
     RandomForestHyperparameters,
     SupervisedInput,
@@ -22,16 +32,6 @@ from mcp_server.common.bundles import write_bundle
 from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.jobs import Job
 from mcp_server.common.s3_utils import Location, S3Utils
-from mcp_server.common.training import (
-    SupervisedData,
-    importance_dict,
-    prepare_supervised,
-    resolve_seed,
-    sample_rows,
-    score,
-    supervised_metadata,
-    supervised_metrics,
-)
 
 _CLASSIFICATION_CRITERIA = ("gini", "entropy", "log_loss")
 _REGRESSION_CRITERIA = ("squared_error", "absolute_error", "friedman_mse", "poisson")

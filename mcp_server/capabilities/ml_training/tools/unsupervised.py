@@ -8,6 +8,12 @@ import numpy as np
 import pandas as pd
 
 from mcp_server.capabilities.base import ToolContext, ToolOutput
+from mcp_server.capabilities.ml_training.data import (
+    UnsupervisedData,
+    prepare_unsupervised,
+    resolve_seed,
+    unsupervised_metadata,
+)
 from mcp_server.capabilities.ml_training.schemas import (
     DBSCANHyperparameters,
     KMeansHyperparameters,
@@ -29,7 +35,6 @@ from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.jobs import Job
 from mcp_server.common.metrics import clustering_metrics
 from mcp_server.common.s3_utils import Location, S3Utils
-from mcp_server.common.training import UnsupervisedData, prepare_unsupervised, resolve_seed, unsupervised_metadata
 
 _SILHOUETTE_SAMPLE = 5000  # choosing k scores each candidate on a fixed sample (silhouette is O(n^2))
 DBSCAN_MAX_ROWS = 200_000  # neighbourhood queries grow quadratically on dense data

@@ -6,9 +6,7 @@ from typing import Any
 
 from mcp_server.capabilities.base import Artifact, ToolContext, ToolOutput
 from mcp_server.capabilities.model_registry.schemas import RegisterModelInput, RegisterModelOutput
-from mcp_server.common.bundles import read_bundle
-from mcp_server.common.exceptions import NotFoundError
-from mcp_server.common.registry_store import (
+from mcp_server.capabilities.model_registry.store import (
     RegistryStore,
     actor,
     metrics_from_bundle,
@@ -16,6 +14,8 @@ from mcp_server.common.registry_store import (
     validate_model_name,
     validate_tags,
 )
+from mcp_server.common.bundles import read_bundle
+from mcp_server.common.exceptions import NotFoundError
 
 # Bundle metadata keys copied into the version's lineage (the trainers' names and older aliases).
 _LINEAGE_KEYS = {

@@ -20,9 +20,9 @@ from typing import Any
 
 from mcp_server.capabilities.base import ToolContext, ToolOutput
 from mcp_server.capabilities.model_registry.schemas import SearchModelsInput, SearchModelsOutput
+from mcp_server.capabilities.model_registry.store import METRIC_NAME, RegistryStore, validate_tags
 from mcp_server.capabilities.model_registry.tools.views import version_view
 from mcp_server.common.exceptions import InvalidInputError
-from mcp_server.common.registry_store import METRIC_NAME, RegistryStore, validate_tags
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,

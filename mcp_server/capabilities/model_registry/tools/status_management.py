@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mcp_server.capabilities.base import ToolContext, ToolOutput
 from mcp_server.capabilities.model_registry.schemas import UpdateModelStatusInput, UpdateModelStatusOutput
-from mcp_server.common.registry_store import RegistryStore, actor
+from mcp_server.capabilities.model_registry.store import RegistryStore, actor
 
 
 def update_model_status(ctx: ToolContext, params: UpdateModelStatusInput) -> ToolOutput:

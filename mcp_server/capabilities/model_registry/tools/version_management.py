@@ -9,8 +9,8 @@ from mcp_server.capabilities.model_registry.schemas import (
     ListModelVersionsInput,
     ListModelVersionsOutput,
 )
+from mcp_server.capabilities.model_registry.store import RegistryStore
 from mcp_server.capabilities.model_registry.tools.views import version_view
-from mcp_server.common.registry_store import RegistryStore
 
 
 def list_model_versions(ctx: ToolContext, params: ListModelVersionsInput) -> ToolOutput:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mcp_server.capabilities.model_registry.schemas import HistoryEntry, ModelVersion
-from mcp_server.common.registry_store import RegistryStore
+from mcp_server.capabilities.model_registry.store import RegistryStore
 
 
 def version_view(store: RegistryStore, doc: dict[str, Any], include_history: bool = False) -> ModelVersion:

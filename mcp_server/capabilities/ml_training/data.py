@@ -1,4 +1,4 @@
-"""Shared trainer plumbing: reading training data (with its preprocessing lineage), features and
+"""Training data for ml_training: reading training data (with its preprocessing lineage), features and
 labels, validation splits, train/validation scores and the bundle metadata every trainer writes.
 
 Trainers call these so that every model bundle carries the same metadata keys (see

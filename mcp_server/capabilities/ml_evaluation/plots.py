@@ -1,4 +1,4 @@
-"""Matplotlib helpers shared by every tool that draws: each function returns PNG bytes.
+"""Matplotlib helpers for ml_evaluation (plots and reports): each function returns PNG bytes.
 
 Figures are built with the object API (`matplotlib.figure.Figure` + the Agg canvas), never through
 pyplot: tools run in worker threads and pyplot's global figure registry is neither thread-safe
