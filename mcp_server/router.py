@@ -25,6 +25,7 @@ from mcp_server.common.exceptions import ConfigError, MLOpsError
 from mcp_server.common.logger import get_logger, log_event, redact
 from mcp_server.common.s3_utils import S3Utils
 from mcp_server.common.secrets import SecretStore
+from mcp_server.common.services import Services
 from mcp_server.config import Config
 
 _log = get_logger(__name__)
@@ -82,9 +83,7 @@ class ToolRouter:
 
     def __init__(self, capabilities: Sequence[BaseCapability], config: Config) -> None:
         self.config = config
-        self.storage = S3Utils(config)
-        self.secrets = SecretStore(config)
-        self.services: dict[str, Any] = {}
+        self.services = Services(config)
         self._specs: dict[str, ToolSpec] = {}
         self._owner: dict[str, str] = {}
         declared: dict[str, str] = {}  # every tool, also those read-only mode hides: a clash is a bug either way
@@ -100,6 +99,14 @@ class ToolRouter:
                 self._specs[spec.name] = spec
                 self._owner[spec.name] = capability.name
         self._tools = [self._describe(spec) for spec in self._specs.values()]
+
+    @property
+    def storage(self) -> S3Utils:
+        return self.services.storage
+
+    @property
+    def secrets(self) -> SecretStore:
+        return self.services.secrets
 
     @property
     def tool_names(self) -> list[str]:
@@ -137,7 +144,7 @@ class ToolRouter:
             token = anyio.lowlevel.current_token()
         except RuntimeError:
             token = None
-        return ToolContext(self.config, self.storage, self.secrets, self.services, progress_sender, token)
+        return ToolContext(self.services, progress_sender, token)
 
     async def call(
         self, name: str, arguments: dict[str, Any] | None, progress_sender: ProgressSender | None = None

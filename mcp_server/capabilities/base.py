@@ -20,8 +20,10 @@ from mcp_server.common.exceptions import CancelledError
 from mcp_server.common.logger import get_logger
 
 if TYPE_CHECKING:
+    from mcp_server.common.jobs import JobRunner
     from mcp_server.common.s3_utils import S3Utils
     from mcp_server.common.secrets import SecretStore
+    from mcp_server.common.services import Services
     from mcp_server.config import Config
 
 _log = get_logger(__name__)
@@ -63,25 +65,30 @@ ProgressSender = Callable[[float, float | None, str | None], Coroutine[Any, Any,
 
 
 class ToolContext:
-    """What a tool may use: config, storage, secrets, progress reporting and cancellation."""
+    """What a tool may use: the server's services, progress reporting and cancellation."""
 
-    def __init__(
-        self,
-        config: Config,
-        storage: S3Utils,
-        secrets: SecretStore,
-        services: dict[str, Any],
-        progress_sender: ProgressSender | None = None,
-        token: Any = None,
-    ) -> None:
-        self.config = config
-        self.storage = storage
-        self.secrets = secrets
-        self.services = services  # process-wide singletons (e.g. the job runner), created lazily
+    def __init__(self, services: Services, progress_sender: ProgressSender | None = None, token: Any = None) -> None:
+        self.services = services
         self.cancelled = threading.Event()
         self._progress_sender = progress_sender
         self._token = token
         self._detached = False
+
+    @property
+    def config(self) -> Config:
+        return self.services.config
+
+    @property
+    def storage(self) -> S3Utils:
+        return self.services.storage
+
+    @property
+    def secrets(self) -> SecretStore:
+        return self.services.secrets
+
+    @property
+    def jobs(self) -> JobRunner:
+        return self.services.jobs
 
     def detach(self) -> None:
         """Stop sending progress: the request this context belonged to has been answered."""

@@ -1,6 +1,6 @@
 """Training jobs: long work runs in worker threads, survives the request, and is visible to polls.
 
-A process-wide `JobRunner` (one per router, kept in `ctx.services`, created lazily) runs at most
+A process-wide `JobRunner` (one per server, `Services.jobs`, created lazily) runs at most
 `max_concurrent_jobs` jobs at once; the rest wait in a visible queue. Every state change (and,
 at most every few seconds, progress) is written to `jobs/<job_id>.json` under the default
 location, so `get_training_metrics` answers after the request that started the job has gone,
@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import anyio
 import anyio.to_thread
@@ -32,9 +32,6 @@ from mcp_server.common.bundles import now_iso
 from mcp_server.common.exceptions import CancelledError, InvalidInputError, MLOpsError, NotFoundError
 from mcp_server.common.logger import get_logger
 from mcp_server.common.s3_utils import S3Utils, json_bytes, parse_json
-
-if TYPE_CHECKING:
-    from mcp_server.capabilities.base import ToolContext
 
 _log = get_logger(__name__)
 
@@ -48,10 +45,16 @@ _POLL_SECONDS = 0.05  # how soon a waiting request notices its job has ended
 HEARTBEAT_SECONDS = 20.0  # live records are rewritten this often, even without progress
 STALE_SECONDS = 120.0  # a live-looking record not rewritten for this long belongs to a dead server
 _KEEP_FINISHED = 500  # finished jobs kept in memory; older ones are read back from storage
-_SERVICE_KEY = "job_runner"
-_RUNNER_LOCK = threading.Lock()
 
 Work = Callable[["Job"], dict[str, Any]]
+
+
+class ProgressSink(Protocol):
+    """Where a waiting request forwards its job's progress (the tool context is one)."""
+
+    async def areport_progress(
+        self, progress: float, total: float | None = None, message: str | None = None
+    ) -> None: ...
 
 
 @dataclass
@@ -162,9 +165,9 @@ class JobRunner:
         return None
 
     # ----------------------------------------------------------------- waiting
-    async def wait(self, job: Job, timeout: float, ctx: ToolContext | None = None) -> bool:
+    async def wait(self, job: Job, timeout: float, sink: ProgressSink | None = None) -> bool:
         """Wait (without blocking the event loop) until the job ends or `timeout` passes; meanwhile
-        forward its progress to `ctx`'s client, coalescing bursts (many fast rounds) into a few
+        forward its progress to `sink`, coalescing bursts (many fast rounds) into a few
         notifications a second, and keeping MCP's rule that progress increases."""
         deadline = time.monotonic() + max(0.0, timeout)
         delay = 0.005
@@ -173,10 +176,10 @@ class JobRunner:
         while True:
             done = job.done_event.is_set()
             now = time.monotonic()
-            if ctx is not None and job.progress_done > sent and (done or now - last_sent_at >= _PROGRESS_SEND_SECONDS):
+            if sink is not None and job.progress_done > sent and (done or now - last_sent_at >= _PROGRESS_SEND_SECONDS):
                 sent, last_sent_at = job.progress_done, now
                 message = f"{job.job_id}: {job.progress_message}" if job.progress_message else job.job_id
-                await ctx.areport_progress(sent, job.progress_total, message)
+                await sink.areport_progress(sent, job.progress_total, message)
             if done:
                 return True
             remaining = deadline - now
@@ -360,41 +363,30 @@ def new_job_id() -> str:
     return f"job-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
 
 
-def get_runner(ctx: ToolContext) -> JobRunner:
-    """The process-wide runner of this server (created on first use)."""
-    with _RUNNER_LOCK:
-        runner = ctx.services.get(_SERVICE_KEY)
-        if runner is None:
-            runner = JobRunner(ctx.storage, ctx.config.max_concurrent_jobs)
-            ctx.services[_SERVICE_KEY] = runner
-        return runner
-
-
 async def run_job(
-    ctx: ToolContext,
+    runner: JobRunner,
     tool: str,
     work: Work,
     *,
+    max_wait_seconds: float,
     wait: bool = True,
-    max_wait_seconds: float | None = None,
+    progress: ProgressSink | None = None,
     info: dict[str, Any] | None = None,
 ) -> Job:
-    """Submit `work` as a job and wait for it up to `max_wait_seconds` (default from the config).
+    """Submit `work` as a job and wait for it up to `max_wait_seconds`, forwarding its progress.
 
     Returns the job, finished or not. Cancelling the caller cancels the job and waits (briefly,
     shielded) until the work has stopped, so nothing is published afterwards.
     """
-    runner = get_runner(ctx)
     # submit writes the job record: storage I/O (an S3 PUT) stays off the event loop.
     job = await anyio.to_thread.run_sync(lambda: runner.submit(tool, work, info=info))
     if not wait:
         return job
-    limit = ctx.config.default_max_wait_seconds if max_wait_seconds is None else max_wait_seconds
     position = runner.queue_position(job)
-    if position is not None:
-        await ctx.areport_progress(0, None, f"{job.job_id}: queued (position {position})")
+    if position is not None and progress is not None:
+        await progress.areport_progress(0, None, f"{job.job_id}: queued (position {position})")
     try:
-        await runner.wait(job, limit, ctx)
+        await runner.wait(job, max_wait_seconds, progress)
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(runner.cancel, job.job_id)

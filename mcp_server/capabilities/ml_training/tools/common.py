@@ -13,7 +13,7 @@ from mcp_server.capabilities.base import Artifact, ToolContext, ToolOutput
 from mcp_server.capabilities.ml_training.schemas import JobInput, TrainingOutput
 from mcp_server.common.bundles import METADATA
 from mcp_server.common.exceptions import CancelledError, InvalidInputError, MLOpsError, NotFoundError
-from mcp_server.common.jobs import Job, get_runner, run_job
+from mcp_server.common.jobs import Job, run_job
 from mcp_server.common.s3_utils import Location, S3Utils
 
 Fit = Callable[[Job], dict[str, Any]]
@@ -65,7 +65,8 @@ async def run_trainer(
         return result
 
     info = {"model_output_s3_uri": model_loc.uri, **{k: v for k, v in inputs.items() if v}}
-    job = await run_job(ctx, tool, timed, wait=params.wait, max_wait_seconds=params.max_wait_seconds, info=info)
+    limit = ctx.config.default_max_wait_seconds if params.max_wait_seconds is None else params.max_wait_seconds
+    job = await run_job(ctx.jobs, tool, timed, wait=params.wait, max_wait_seconds=limit, progress=ctx, info=info)
     return job_output(ctx, job, output_model, model_loc)
 
 
@@ -77,7 +78,7 @@ def job_output(ctx: ToolContext, job: Job, output_model: type[TrainingOutput], m
         raise MLOpsError(str((job.error or {}).get("message") or "the training job failed"))
     if job.status == "cancelled":
         raise CancelledError(f"job {job.job_id} was cancelled; no model was written")
-    record = get_runner(ctx).record(job)
+    record = ctx.jobs.record(job)
     if job.status == "succeeded":
         assert job.result is not None
         data = output_model.model_validate(

@@ -12,12 +12,12 @@ from mcp_server.capabilities.ml_training.schemas import (
 )
 from mcp_server.common.bundles import read_bundle
 from mcp_server.common.exceptions import ConflictError
-from mcp_server.common.jobs import FINAL_STATUSES, get_runner
+from mcp_server.common.jobs import FINAL_STATUSES
 
 
 def get_training_metrics(ctx: ToolContext, params: GetTrainingMetricsInput) -> GetTrainingMetricsOutput:
     if params.job_id:
-        record = get_runner(ctx).read(params.job_id)
+        record = ctx.jobs.read(params.job_id)
         result = record.get("result") or None
         error = record.get("error") or None
         return GetTrainingMetricsOutput(
@@ -54,7 +54,7 @@ def get_training_metrics(ctx: ToolContext, params: GetTrainingMetricsInput) -> G
 
 
 def cancel_training_job(ctx: ToolContext, params: CancelTrainingJobInput) -> CancelTrainingJobOutput:
-    runner = get_runner(ctx)
+    runner = ctx.jobs
     record = runner.read(params.job_id)  # validates the id; not found is an error
     if record["status"] in FINAL_STATUSES:
         return CancelTrainingJobOutput(
