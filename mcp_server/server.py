@@ -16,6 +16,7 @@ from mcp_server.capabilities.ml_evaluation.capability import MLEvaluationCapabil
 from mcp_server.capabilities.ml_training.capability import MLTrainingCapability
 from mcp_server.capabilities.model_registry.capability import ModelRegistryCapability
 from mcp_server.capabilities.notification.capability import NotificationCapability
+from mcp_server.common import workers
 from mcp_server.config import Config
 from mcp_server.router import ToolRouter
 
@@ -44,6 +45,7 @@ class UnifiedMLOpsMCPServer:
         self.capabilities: list[BaseCapability] = [cls(config) for cls in CAPABILITY_CLASSES]
         enabled = [c for c in self.capabilities if c.name in config.capabilities]
         self.router = ToolRouter(enabled, config)
+        self._warm_up_pending = "ml_training" in config.capabilities
         self.server: Server[Any] = Server(
             "unified-mlops",
             version=__version__,
@@ -53,6 +55,11 @@ class UnifiedMLOpsMCPServer:
         )
 
     async def _list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        if self._warm_up_pending:
+            # Only now, with the first answer on its way, start the spare worker process: it
+            # imports the heavy libraries, which must not slow the server's start.
+            self._warm_up_pending = False
+            workers.pool().warm_up()
         return types.ListToolsResult(tools=self.router.list_tools())
 
     async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:

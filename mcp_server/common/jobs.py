@@ -1,4 +1,5 @@
-"""Training jobs: long work runs in worker threads, survives the request, and is visible to polls.
+"""Training jobs: long work runs off the event loop (heavy fits in worker processes, see
+`workers.py`; light work in threads), survives the request, and is visible to polls.
 
 A process-wide `JobRunner` (one per server, `Services.jobs`, created lazily) runs at most
 `max_concurrent_jobs` jobs at once; the rest wait in a visible queue. Every state change (and,
@@ -28,10 +29,12 @@ from typing import Any, Literal, Protocol
 import anyio
 import anyio.to_thread
 
+from mcp_server.common import workers
 from mcp_server.common.bundles import now_iso
 from mcp_server.common.exceptions import CancelledError, InvalidInputError, MLOpsError, NotFoundError
 from mcp_server.common.logger import get_logger
 from mcp_server.common.s3_utils import S3Utils, json_bytes, parse_json
+from mcp_server.common.workers import LOST_MESSAGE, ProcessTask
 
 _log = get_logger(__name__)
 
@@ -46,7 +49,7 @@ HEARTBEAT_SECONDS = 20.0  # live records are rewritten this often, even without 
 STALE_SECONDS = 120.0  # a live-looking record not rewritten for this long belongs to a dead server
 _KEEP_FINISHED = 500  # finished jobs kept in memory; older ones are read back from storage
 
-Work = Callable[["Job"], dict[str, Any]]
+Work = Callable[["Job"], dict[str, Any]] | ProcessTask  # a thread's work, or a worker process's
 
 
 class ProgressSink(Protocol):
@@ -79,17 +82,23 @@ class Job:
     done_event: threading.Event = field(default_factory=threading.Event)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, see `mark`
     _runner: JobRunner | None = None
+    _committed: bool = False  # past `begin_publish`: the job finishes even if cancelled now
     _last_write: float = 0.0
     _last_mark: float = field(default_factory=time.perf_counter)
 
     def check_cancelled(self) -> None:
         """Call between units of work: raises `CancelledError` once the job has been cancelled."""
-        if self.cancel_event.is_set():
+        if self.cancelled:
             raise CancelledError(f"job {self.job_id} was cancelled; nothing was written")
+
+    def begin_publish(self) -> None:
+        """The last chance to stop, right before anything becomes visible in storage."""
+        self.check_cancelled()
+        self._committed = True
 
     @property
     def cancelled(self) -> bool:
-        return self.cancel_event.is_set()
+        return self.cancel_event.is_set() and not self._committed
 
     def report(self, done: float, total: float | None = None, message: str | None = None) -> None:
         """Record progress (persisted now and then). The waiting request forwards it to the client
@@ -207,7 +216,7 @@ class JobRunner:
         try:
             job.check_cancelled()
             job._last_mark = time.perf_counter()
-            result = work(job)
+            result = self._execute(work, job)
         except CancelledError as exc:
             self._finish(job, "cancelled", error=exc.to_dict(), exception=exc)
         except MLOpsError as exc:
@@ -222,6 +231,11 @@ class JobRunner:
         else:
             job.result = result
             self._finish(job, "succeeded")
+
+    def _execute(self, work: Work, job: Job) -> dict[str, Any]:
+        if isinstance(work, ProcessTask):
+            return workers.pool().run(work, job, self.storage.config)
+        return work(job)
 
     def _finish(
         self,
@@ -306,7 +320,7 @@ class JobRunner:
         if record.get("status") not in FINAL_STATUSES and self._is_lost(record):
             record.update(
                 status="failed",
-                error={"kind": "lost", "message": "lost: server restarted while the job was running; start it again"},
+                error={"kind": "lost", "message": LOST_MESSAGE},
                 queue_position=None,
             )
             try:

@@ -5,6 +5,8 @@ with real trainings."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import threading
@@ -297,3 +299,51 @@ async def test_cancel_of_a_finished_job_says_so(router: ToolRouter, data: dict[s
     out = await call(router, "train_xgboost", **long_xgboost(data, "models/done", rounds=5))
     cancelled = await call(router, "cancel_training_job", job_id=out["job_id"])
     assert cancelled["status"] == "succeeded" and "already ended" in cancelled["message"]
+
+
+# --------------------------------------------------------------------------- worker processes
+async def wait_until_fitting(router: ToolRouter, job_id: str, word: str) -> int:
+    """Wait until the job's worker reports `word` in its progress; returns the worker's pid."""
+    with anyio.fail_after(120):
+        while True:
+            polled = await call(router, "get_training_metrics", job_id=job_id)
+            job = router.services.jobs.get(job_id)
+            if job is not None and "worker_pid" in job.info and word in (polled["progress"]["message"] or ""):
+                return int(job.info["worker_pid"])
+            await anyio.sleep(0.05)
+
+
+async def test_cancel_stops_tsne_inside_its_single_native_call(router: ToolRouter, data: dict[str, str]) -> None:
+    out = await call(
+        router,
+        "train_tsne",
+        train_data_s3_uri=data["big"],
+        model_output_s3_uri="models/ts",
+        max_rows=3000,
+        random_state=0,
+        wait=False,
+    )
+    await wait_until_fitting(router, out["job_id"], "embedding")
+    asked = time.monotonic()
+    cancelled = await call(router, "cancel_training_job", job_id=out["job_id"], wait_seconds=20)
+    assert cancelled["status"] == "cancelled"
+    assert time.monotonic() - asked < 15  # generous: bench/bench_training.py measures the latency
+    root = router.storage.root
+    assert not (root / "models/ts/metadata.json").exists()
+    assert not list(root.glob("models/ts-embedding*"))
+
+
+async def test_killed_worker_fails_its_job_and_the_server_keeps_serving(
+    router: ToolRouter, data: dict[str, str]
+) -> None:
+    out = await call(router, "train_xgboost", **long_xgboost(data, "models/killed"), wait=False)
+    pid = await wait_until_fitting(router, out["job_id"], "round")
+    os.kill(pid, signal.SIGKILL)
+    with anyio.fail_after(60):
+        while (polled := await call(router, "get_training_metrics", job_id=out["job_id"]))["status"] == "running":
+            await anyio.sleep(0.05)
+    assert polled["status"] == "failed"
+    assert "worker process died (killed by SIGKILL)" in polled["error"]
+    assert not (router.storage.root / "models/killed/metadata.json").exists()
+    again = await call(router, "train_xgboost", **long_xgboost(data, "models/after", rounds=20))
+    assert again["status"] == "succeeded" and again["model_s3_uri"]

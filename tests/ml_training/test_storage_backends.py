@@ -1,17 +1,38 @@
-"""The same training flow on local storage and on an S3 bucket (moto): data, bundle, job record,
-polling and export all go through S3Utils."""
+"""The same training flow on local storage and on an S3 bucket: data, bundle, job record,
+polling and export all go through S3Utils.
+
+Fits run in worker processes, which in-process moto cannot reach: the bucket is moto's server
+on 127.0.0.1, as for a spawned server."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import anyio
+import pytest
 
 from mcp_server.common.bundles import read_bundle
+from mcp_server.config import Config
 from mcp_server.router import ToolRouter
+from tests.conftest import BUCKET, http_s3_client, make_router, threaded_moto_server
 from tests.helpers import call
 from tests.ml_training.conftest import frames
 
 
-async def test_train_poll_and_export_on_each_backend(any_router: ToolRouter) -> None:
+@pytest.fixture(params=["local", "s3"])
+def backend_router(request: pytest.FixtureRequest, storage_root: Path) -> Iterator[ToolRouter]:
+    if request.param == "local":
+        yield make_router(Config.from_env({"MLOPS_STORAGE_ROOT": str(storage_root)}))
+        return
+    with threaded_moto_server() as endpoint:
+        http_s3_client(endpoint).create_bucket(Bucket=BUCKET)
+        env = {"MLOPS_S3_BUCKET": BUCKET, "MLOPS_STORAGE_ROOT": str(storage_root), "AWS_ENDPOINT_URL": endpoint}
+        yield make_router(Config.from_env(env))
+
+
+async def test_train_poll_and_export_on_each_backend(backend_router: ToolRouter) -> None:
+    any_router = backend_router
     storage = any_router.storage
     storage.write_dataframe(frames()["wine"], storage.resolve("data/wine.parquet"))
     started = await call(

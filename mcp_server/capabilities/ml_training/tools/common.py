@@ -15,8 +15,9 @@ from mcp_server.common.bundles import METADATA
 from mcp_server.common.exceptions import CancelledError, InvalidInputError, MLOpsError, NotFoundError
 from mcp_server.common.jobs import Job, run_job
 from mcp_server.common.s3_utils import Location, S3Utils
+from mcp_server.common.workers import ProcessTask
 
-Fit = Callable[[Job], dict[str, Any]]
+Fit = Callable[..., dict[str, Any]]  # fit(job, storage, *args), module-level: it runs in a worker process
 _DATA_INPUTS = ("train_data_s3_uri", "validation_data_s3_uri")
 
 
@@ -48,26 +49,30 @@ async def run_trainer(
     params: JobInput,
     output_model: type[TrainingOutput],
     fit: Fit,
+    fit_args: tuple[Any, ...],
     *,
     model_loc: Location,
 ) -> ToolOutput:
-    """Run `fit` as a job and answer with its result, or with the job handle if it outlives the wait."""
+    """Run `fit(job, storage, *fit_args)` as a job in a worker process and answer with its result,
+    or with the job handle if it outlives the wait."""
     inputs = {name: getattr(params, name, None) for name in _DATA_INPUTS}
     # Existence checks are quick but do I/O (S3 HEAD): off the event loop, before any job exists,
     # so a typo fails at once even with wait=false.
     await anyio.to_thread.run_sync(_check_inputs_exist, ctx.storage, inputs)
 
-    def timed(job: Job) -> dict[str, Any]:
-        started = time.perf_counter()
-        result = fit(job)
-        result["training_seconds"] = round(time.perf_counter() - started, 3)
-        result["timings"] = dict(job.timings)
-        return result
-
     info = {"model_output_s3_uri": model_loc.uri, **{k: v for k, v in inputs.items() if v}}
     limit = ctx.config.default_max_wait_seconds if params.max_wait_seconds is None else params.max_wait_seconds
-    job = await run_job(ctx.jobs, tool, timed, wait=params.wait, max_wait_seconds=limit, progress=ctx, info=info)
+    task = ProcessTask(_timed, (fit, *fit_args))
+    job = await run_job(ctx.jobs, tool, task, wait=params.wait, max_wait_seconds=limit, progress=ctx, info=info)
     return job_output(ctx, job, output_model, model_loc)
+
+
+def _timed(job: Job, storage: S3Utils, fit: Fit, *args: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    result = fit(job, storage, *args)
+    result["training_seconds"] = round(time.perf_counter() - started, 3)
+    result["timings"] = dict(job.timings)
+    return result
 
 
 def job_output(ctx: ToolContext, job: Job, output_model: type[TrainingOutput], model_loc: Location) -> ToolOutput:

@@ -46,13 +46,13 @@ def effective_hyperparameters(params: TrainNeuralNetworkInput) -> NeuralNetworkH
 async def train_neural_network(ctx: ToolContext, params: TrainNeuralNetworkInput) -> ToolOutput:
     model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
     hp = effective_hyperparameters(params)
-    storage = ctx.storage
     return await run_trainer(
         ctx,
         "train_neural_network",
         params,
         TrainNeuralNetworkOutput,
-        lambda job: fit_neural_network(job, storage, params, hp, model_loc),
+        fit_neural_network,
+        (params, hp, model_loc),
         model_loc=model_loc,
     )
 
@@ -107,7 +107,7 @@ def fit_neural_network(
         n_classes=len(data.classes) if data.classes else None,
         early_stopping_patience=hp.early_stopping_patience if data.x_val is not None else None,
         on_epoch=on_epoch,
-        check_cancelled=job.check_cancelled,
+        check_cancelled=job.begin_publish,
     )
     job.check_cancelled()
     job.mark("fit")
@@ -128,7 +128,7 @@ def fit_neural_network(
     )
     job.report(total - 1, total, "writing the model bundle")
     final = write_bundle(
-        storage, model_loc, model, family, meta, preprocessor=data.preprocessor, check_cancelled=job.check_cancelled
+        storage, model_loc, model, family, meta, preprocessor=data.preprocessor, check_cancelled=job.begin_publish
     )
     job.mark("write")
     job.report(total, total, "done")

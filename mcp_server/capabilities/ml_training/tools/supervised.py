@@ -76,13 +76,13 @@ def supervised_result(data: SupervisedData, meta: dict[str, Any], **extra: Any) 
 async def train_random_forest(ctx: ToolContext, params: TrainRandomForestInput) -> ToolOutput:
     model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
     hp = params.hyperparameters or RandomForestHyperparameters()
-    storage = ctx.storage
     return await run_trainer(
         ctx,
         "train_random_forest",
         params,
         TrainRandomForestOutput,
-        lambda job: fit_random_forest(job, storage, params, hp, model_loc),
+        fit_random_forest,
+        (params, hp, model_loc),
         model_loc=model_loc,
     )
 
@@ -170,7 +170,7 @@ def fit_random_forest(
     )
     job.report(total - 0.5, total, "writing the model bundle")
     final = write_bundle(
-        storage, model_loc, forest, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.check_cancelled
+        storage, model_loc, forest, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.begin_publish
     )
     job.mark("write")
     job.report(total, total, "done")
@@ -181,13 +181,13 @@ def fit_random_forest(
 async def train_xgboost(ctx: ToolContext, params: TrainXGBoostInput) -> ToolOutput:
     model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
     hp = params.hyperparameters or XGBoostHyperparameters()
-    storage = ctx.storage
     return await run_trainer(
         ctx,
         "train_xgboost",
         params,
         TrainXGBoostOutput,
-        lambda job: fit_xgboost(job, storage, params, hp, model_loc),
+        fit_xgboost,
+        (params, hp, model_loc),
         model_loc=model_loc,
     )
 
@@ -277,7 +277,7 @@ def fit_xgboost(
     )
     job.report(total - 1, total, "writing the model bundle")
     final = write_bundle(
-        storage, model_loc, model, "xgboost", meta, preprocessor=data.preprocessor, check_cancelled=job.check_cancelled
+        storage, model_loc, model, "xgboost", meta, preprocessor=data.preprocessor, check_cancelled=job.begin_publish
     )
     job.mark("write")
     job.report(total, total, "done")

@@ -74,13 +74,13 @@ async def train_kmeans(ctx: ToolContext, params: TrainKMeansInput) -> ToolOutput
     model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
     if params.n_clusters is None and params.min_clusters > params.max_clusters:
         raise InvalidInputError("min_clusters is above max_clusters", field="min_clusters")
-    storage = ctx.storage
     return await run_trainer(
         ctx,
         "train_kmeans",
         params,
         TrainKMeansOutput,
-        lambda job: fit_kmeans(job, storage, params, model_loc),
+        fit_kmeans,
+        (params, model_loc),
         model_loc=model_loc,
     )
 
@@ -141,7 +141,7 @@ def fit_kmeans(job: Job, storage: S3Utils, params: TrainKMeansInput, model_loc: 
         },
     )
     final = write_bundle(
-        storage, model_loc, model, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.check_cancelled
+        storage, model_loc, model, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.begin_publish
     )
     job.mark("write")
     job.report(total, total, "done")
@@ -151,13 +151,13 @@ def fit_kmeans(job: Job, storage: S3Utils, params: TrainKMeansInput, model_loc: 
 # ------------------------------------------------------------------------- DBSCAN
 async def train_dbscan(ctx: ToolContext, params: TrainDBSCANInput) -> ToolOutput:
     model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
-    storage = ctx.storage
     return await run_trainer(
         ctx,
         "train_dbscan",
         params,
         TrainDBSCANOutput,
-        lambda job: fit_dbscan(job, storage, params, model_loc),
+        fit_dbscan,
+        (params, model_loc),
         model_loc=model_loc,
     )
 
@@ -206,7 +206,7 @@ def fit_dbscan(job: Job, storage: S3Utils, params: TrainDBSCANInput, model_loc: 
         },
     )
     final = write_bundle(
-        storage, model_loc, model, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.check_cancelled
+        storage, model_loc, model, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.begin_publish
     )
     job.mark("write")
     job.report(3, 3, "done")
@@ -224,13 +224,13 @@ async def train_pca(ctx: ToolContext, params: TrainPCAInput) -> ToolOutput:
         raise InvalidInputError(
             "n_components as a variance ratio must be below 1", field="n_components", hint="Use e.g. 0.95, or a count."
         )
-    storage = ctx.storage
     return await run_trainer(
         ctx,
         "train_pca",
         params,
         TrainPCAOutput,
-        lambda job: fit_pca(job, storage, params, model_loc, out_loc),
+        fit_pca,
+        (params, model_loc, out_loc),
         model_loc=model_loc,
     )
 
@@ -277,6 +277,7 @@ def fit_pca(
     columns = [f"pc{i + 1}" for i in range(transformed.shape[1])]
     frame = pd.concat([pd.DataFrame(transformed, columns=columns), data.passthrough], axis=1)
     job.report(2, 4, "writing the transformed data")
+    job.begin_publish()  # the data file is published before the bundle: commit now
     storage.write_dataframe(
         frame, out_loc, "parquet", lineage={"source_s3_uri": data.training_data_uri, "model_s3_uri": model_loc.uri}
     )
@@ -299,7 +300,7 @@ def fit_pca(
     )
     job.report(3, 4, "writing the model bundle")
     final = write_bundle(
-        storage, model_loc, model, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.check_cancelled
+        storage, model_loc, model, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.begin_publish
     )
     job.mark("write")
     job.report(4, 4, "done")
@@ -318,13 +319,13 @@ async def train_tsne(ctx: ToolContext, params: TrainTSNEInput) -> ToolOutput:
     out_loc = _default_sibling(
         ctx.storage, model_loc, "embedding", params.embedding_output_s3_uri, "embedding_output_s3_uri"
     )
-    storage = ctx.storage
     return await run_trainer(
         ctx,
         "train_tsne",
         params,
         TrainTSNEOutput,
-        lambda job: fit_tsne(job, storage, params, model_loc, out_loc),
+        fit_tsne,
+        (params, model_loc, out_loc),
         model_loc=model_loc,
     )
 
@@ -376,6 +377,7 @@ def fit_tsne(
         [pd.DataFrame({"row_index": rows}), pd.DataFrame(embedding, columns=columns), data.passthrough], axis=1
     )
     job.report(2, 4, "writing the embedding")
+    job.begin_publish()  # the data file is published before the bundle: commit now
     storage.write_dataframe(
         frame, out_loc, "parquet", lineage={"source_s3_uri": data.training_data_uri, "model_s3_uri": model_loc.uri}
     )
@@ -399,7 +401,7 @@ def fit_tsne(
     )
     job.report(3, 4, "writing the model bundle")
     final = write_bundle(
-        storage, model_loc, model, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.check_cancelled
+        storage, model_loc, model, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.begin_publish
     )
     job.mark("write")
     job.report(4, 4, "done")
