@@ -1,11 +1,11 @@
 """A second (and third) server process for the cross-process registry tests.
 
-    python -m tests.model_registry.registry_worker MODEL BUNDLE_URI COUNT START_AT
+    python -m tests.model_registry.registry_worker MODEL BUNDLE_URI COUNT
 
 Builds the server's router from the environment (the same bucket or storage root as the test),
-waits until START_AT (a wall-clock time, so both processes start together), registers COUNT
-versions concurrently, then promotes each of them to production concurrently, and prints the
-results as one JSON line.
+prints `ready` and waits for a line on stdin (the test sends it once every process is ready, so
+they start together), registers COUNT versions concurrently, then promotes each of them to
+production concurrently, and prints the results as one JSON line.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from typing import Any
 
 from mcp_server.client import result_text, structured
@@ -21,7 +20,7 @@ from mcp_server.config import Config
 from mcp_server.server import UnifiedMLOpsMCPServer
 
 
-async def main(model: str, bundle_uri: str, count: int, start_at: float) -> dict[str, Any]:
+async def main(model: str, bundle_uri: str, count: int) -> dict[str, Any]:
     router = UnifiedMLOpsMCPServer(Config.from_env()).router
 
     async def call(tool: str, **arguments: Any) -> dict[str, Any]:
@@ -30,7 +29,8 @@ async def main(model: str, bundle_uri: str, count: int, start_at: float) -> dict
             raise SystemExit(f"{tool} failed: {result_text(result)}")
         return structured(result)
 
-    await asyncio.sleep(max(0.0, start_at - time.time()))
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
     registered = await asyncio.gather(
         *(call("register_model", model_name=model, model_s3_uri=bundle_uri) for _ in range(count))
     )
@@ -42,5 +42,5 @@ async def main(model: str, bundle_uri: str, count: int, start_at: float) -> dict
 
 
 if __name__ == "__main__":
-    name, uri, n, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-    print(json.dumps(asyncio.run(main(name, uri, n, start))))
+    name, uri, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    print(json.dumps(asyncio.run(main(name, uri, n))))

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -160,18 +159,26 @@ async def test_registrations_racing_promotions(router: ToolRouter, tiny_models: 
 
 def _run_workers(config: Config, model: str, uri: str, count: int, processes: int) -> list[dict[str, Any]]:
     env = {**os.environ, **_config_env(config)}
-    start_at = time.time() + 3.0  # after both interpreters have imported the server
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.model_registry.registry_worker", model, uri, str(count), str(start_at)],
+            [sys.executable, "-m", "tests.model_registry.registry_worker", model, uri, str(count)],
             cwd=REPO,
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for _ in range(processes)
     ]
+    for worker in workers:  # a handshake, not a clock: each has imported the server and built its router
+        assert worker.stdout is not None
+        line = worker.stdout.readline()
+        assert line.strip() == "ready", (line, worker.stderr.read() if worker.stderr else "")
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
     outputs = []
     for worker in workers:
         out, err = worker.communicate(timeout=90)
