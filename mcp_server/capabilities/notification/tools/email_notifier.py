@@ -26,9 +26,9 @@ from mcp_server.common.outbound import DeliveryError, Retry, Target, outbound_cl
 class PinnedSMTP(smtplib.SMTP):
     """SMTP to a checked address; `starttls` verifies the certificate for the host name."""
 
-    def __init__(self, address: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
         self.address = address
-        super().__init__(timeout=timeout)
+        super().__init__(host, port, timeout=timeout)  # connects; `host` is kept for STARTTLS
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return socket.create_connection((self.address, port), timeout, self.source_address)
@@ -37,9 +37,9 @@ class PinnedSMTP(smtplib.SMTP):
 class PinnedSMTPSSL(smtplib.SMTP_SSL):
     """Implicit TLS (port 465) to a checked address, certificate checked for the host name."""
 
-    def __init__(self, address: str, timeout: float, context: ssl.SSLContext) -> None:
+    def __init__(self, host: str, port: int, address: str, timeout: float, context: ssl.SSLContext) -> None:
         self.address = address
-        super().__init__(timeout=timeout, context=context)
+        super().__init__(host, port, timeout=timeout, context=context)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         sock = socket.create_connection((self.address, port), timeout, self.source_address)
@@ -65,9 +65,9 @@ def _sender(ctx: ToolContext) -> str:
 
 
 def _connect(target: Target, address: str, security: str, timeout: float, context: ssl.SSLContext) -> smtplib.SMTP:
-    smtp = PinnedSMTPSSL(address, timeout, context) if security == "ssl" else PinnedSMTP(address, timeout)
-    smtp.connect(target.host, target.port)
-    return smtp
+    if security == "ssl":
+        return PinnedSMTPSSL(target.host, target.port, address, timeout, context)
+    return PinnedSMTP(target.host, target.port, address, timeout)
 
 
 def _session(smtp: smtplib.SMTP, target: Target, settings: _Smtp, mime: EmailMessage) -> None:
