@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from mcp_server.common.exceptions import AccessDeniedError, ConfigError, InvalidInputError, MLOpsError
-from mcp_server.common.logger import get_logger, log_event, redact
+from mcp_server.common.logger import MASK, get_logger, log_event, redact
 
 DEFAULT_PORTS = {"https": 443, "http": 80, "smtp": 25, "smtps": 465}
 
@@ -359,6 +359,7 @@ class Response:
     headers: Mapping[str, str]  # names lower-cased
     body: bytes
     attempts: int = 1
+    secrets: tuple[str, ...] = ()  # the request's path and query: masked if the body echoes them
 
     @property
     def ok(self) -> bool:
@@ -367,6 +368,8 @@ class Response:
     def text(self, limit: int = 300) -> str:
         """The body as text, shortened and with secret-looking values masked (safe for messages)."""
         text = self.body[: limit * 4].decode("utf-8", "replace").strip()
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
         text = text if len(text) <= limit else text[:limit] + "..."
         return str(redact(text))
 
@@ -477,7 +480,8 @@ class OutboundClient:
             return self._send(target, method, path, body, send_headers, min(self.timeout, remaining), service)
 
         response, attempts = self.retry.run(attempt, service)
-        return Response(response.status, response.headers, response.body, attempts)
+        secrets = tuple(s for s in (target.path, target.query) if len(s) > 1)
+        return Response(response.status, response.headers, response.body, attempts, secrets)
 
     def connection(self, target: Target, address: str, timeout: float) -> http.client.HTTPConnection:
         """The connection to one checked address of `target` (pinned: no second DNS lookup)."""
