@@ -300,16 +300,21 @@ class RetryPolicy:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
 
-    def run(self, attempt: Callable[[float], T], service: str) -> tuple[T, int]:
-        """Call `attempt(timeout)` until it returns (value, attempts) or gives up with DeliveryError."""
-        started = self.clock()
+    def run(self, attempt: Callable[[float], T], service: str, *, started: float | None = None) -> tuple[T, int]:
+        """Call `attempt(timeout)` until it returns (value, attempts) or gives up with DeliveryError.
+        `started` (a `clock()` value) lets several calls that make up one tool call share the deadline."""
+        started = self.clock() if started is None else started
         waited = 0.0
         number = 0
         while True:
-            number += 1
             remaining = self.deadline - (self.clock() - started)
+            if remaining < 1.0:
+                raise DeliveryError(
+                    f"{service}: the call ran out of its {self.deadline:.0f} s", attempts=number, hint="try again later"
+                )
+            number += 1
             try:
-                return attempt(max(0.5, remaining)), number
+                return attempt(remaining), number
             except Retry as retry:
                 last = retry
             delay = self._delay(number, last.retry_after)
@@ -452,11 +457,19 @@ class OutboundClient:
         headers: Mapping[str, str] | None = None,
         trusted_bases: Sequence[str] = (),
         field: str = "url",
+        started: float | None = None,
     ) -> Response:
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         all_headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
         return self.request(
-            "POST", url, body=body, headers=all_headers, service=service, trusted_bases=trusted_bases, field=field
+            "POST",
+            url,
+            body=body,
+            headers=all_headers,
+            service=service,
+            trusted_bases=trusted_bases,
+            field=field,
+            started=started,
         )
 
     def request(
@@ -469,9 +482,11 @@ class OutboundClient:
         headers: Mapping[str, str] | None = None,
         trusted_bases: Sequence[str] = (),
         field: str = "url",
+        started: float | None = None,
     ) -> Response:
         """Send once per attempt to the checked address; 429/5xx and dropped connections are
-        retried. Returns the last response (any status but those) with `attempts`."""
+        retried. Returns the last response (any status but those) with `attempts`. `started`: see
+        `RetryPolicy.run`."""
         target = self.check(url, trusted_bases=trusted_bases, field=field)
         path = target.path + (f"?{target.query}" if target.query else "")
         send_headers = {"User-Agent": "unified-mlops-mcp", "Accept": "application/json", **(headers or {})}
@@ -479,7 +494,7 @@ class OutboundClient:
         def attempt(remaining: float) -> Response:
             return self._send(target, method, path, body, send_headers, min(self.timeout, remaining), service)
 
-        response, attempts = self.retry.run(attempt, service)
+        response, attempts = self.retry.run(attempt, service, started=started)
         secrets = tuple(s for s in (target.path, target.query) if len(s) > 1)
         return Response(response.status, response.headers, response.body, attempts, secrets)
 

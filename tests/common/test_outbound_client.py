@@ -270,3 +270,13 @@ def test_error_texts_never_carry_the_webhook_path(hooks: HookServer, sleeps: lis
     with pytest.raises(DeliveryError) as info:
         client_for(hooks.origin, sleeps=sleeps).post_json(hooks.slack_webhook, {}, service="Slack")
     assert "webhooksecretpart" not in str(info.value)
+
+
+def test_calls_sharing_a_start_share_the_deadline() -> None:
+    # A multi-part send (Discord) passes the time its tool call started: a late part is not sent.
+    policy = RetryPolicy(sleep=lambda s: None, clock=lambda: 50.0)
+    called: list[float] = []
+    with pytest.raises(DeliveryError, match="ran out of its 45 s") as info:
+        policy.run(called.append, "Discord", started=0.0)
+    assert info.value.attempts == 0 and called == []
+    assert policy.run(lambda timeout: timeout, "Discord", started=20.0) == (15.0, 1)  # the rest of the budget

@@ -15,10 +15,12 @@ def deliver_discord(ctx: ToolContext, message: Message, *, webhook_url: str | No
     client = outbound_client(ctx.services, ctx.config)
     plan = discord_embeds(message)
     attempts = 0
+    started = client.retry.clock()  # the parts share one deadline
     for embeds in plan.messages:
         # allowed_mentions: a value such as "@everyone" in a variable must not ping anyone.
         payload = {"embeds": embeds, "allowed_mentions": {"parse": []}}
-        response = client.post_json(url, payload, service="Discord", field=field).raise_for_status("Discord", field)
+        response = client.post_json(url, payload, service="Discord", field=field, started=started)
+        response.raise_for_status("Discord", field)
         attempts += response.attempts
     return SendDiscordOutput(sent=True, attempts=attempts, messages=len(plan.messages), truncated=plan.truncated)
 
