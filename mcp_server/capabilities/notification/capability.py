@@ -17,19 +17,27 @@ from mcp_server.capabilities.notification.tools.template_manager import (
 _SOURCE = "Give `message` (+ optional `title`) or a `template` with `variables`."
 
 
-def _sender(name: str, title: str, description: str, input_model: type, output_model: type, fn: object) -> ToolSpec:
+def _spec(name: str, title: str, description: str, models: tuple[type, type], fn: object, sends: bool) -> ToolSpec:
     return ToolSpec(
         name=name,
         title=title,
         description=description,
-        input_model=input_model,
-        output_model=output_model,
+        input_model=models[0],
+        output_model=models[1],
         fn=fn,  # type: ignore[arg-type]
-        read_only=False,
+        read_only=not sends,
         destructive=False,
-        idempotent=False,  # sending twice posts twice
-        open_world=True,
+        idempotent=not sends,  # sending twice posts twice
+        open_world=sends,  # senders reach Slack, Teams, Discord or a mail server
     )
+
+
+def _sender(name: str, title: str, description: str, input_model: type, output_model: type, fn: object) -> ToolSpec:
+    return _spec(name, title, description, (input_model, output_model), fn, sends=True)
+
+
+def _reader(name: str, title: str, description: str, input_model: type, output_model: type, fn: object) -> ToolSpec:
+    return _spec(name, title, description, (input_model, output_model), fn, sends=False)
 
 
 class NotificationCapability(BaseCapability):
@@ -72,29 +80,21 @@ class NotificationCapability(BaseCapability):
                 s.SendDiscordOutput,
                 send_discord_notification,
             ),
-            ToolSpec(
-                name="list_notification_templates",
-                title="List notification templates",
-                description="List the built-in notification templates with their variables.",
-                input_model=s.ListTemplatesInput,
-                output_model=s.ListTemplatesOutput,
-                fn=list_notification_templates,
-                read_only=True,
-                destructive=False,
-                idempotent=True,
-                open_world=False,
+            _reader(
+                "list_notification_templates",
+                "List notification templates",
+                "List the built-in notification templates with their variables.",
+                s.ListTemplatesInput,
+                s.ListTemplatesOutput,
+                list_notification_templates,
             ),
-            ToolSpec(
-                name="render_notification_template",
-                title="Preview notification template",
-                description="Render a template for every channel (or `channel`) without sending anything.",
-                input_model=s.RenderTemplateInput,
-                output_model=s.RenderTemplateOutput,
-                fn=render_notification_template,
-                read_only=True,
-                destructive=False,
-                idempotent=True,
-                open_world=False,
+            _reader(
+                "render_notification_template",
+                "Preview notification template",
+                "Render a template for every channel (or `channel`) without sending anything.",
+                s.RenderTemplateInput,
+                s.RenderTemplateOutput,
+                render_notification_template,
             ),
             _sender(
                 "notify",

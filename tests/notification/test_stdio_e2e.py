@@ -12,7 +12,7 @@ import pytest
 
 from mcp_server.client import connect, result_text, structured
 from tests.conftest import threaded_moto_server
-from tests.notification.servers import HookServer, Scripted, SmtpServer, smtp_server
+from tests.notification.servers import HookServer, Scripted, SmtpServer
 
 pytestmark = pytest.mark.e2e
 SENDER = "mlops@example.com"
@@ -32,18 +32,6 @@ SECRET_PARTS = ("webhooksecretpart", "discordsecretpart", "abc123/triggers")
 def moto_endpoint() -> Iterator[str]:
     with threaded_moto_server() as endpoint:
         yield endpoint
-
-
-@pytest.fixture
-def hooks() -> Iterator[HookServer]:
-    with HookServer() as server:
-        yield server
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
 
 
 def aws_client(service: str, endpoint: str) -> Any:
