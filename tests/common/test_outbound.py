@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mcp_server.common.exceptions import AccessDeniedError, ConfigError, InvalidInputError
-from mcp_server.common.outbound import check_url, parse_allow_entries
+from mcp_server.common.outbound import check_host, check_url, parse_allow_entries
 
 
 def resolve_to(*addresses: str):  # an injected resolver: no DNS in tests
@@ -75,3 +75,33 @@ def test_allow_entries_are_normalised_and_validated() -> None:
     )
     with pytest.raises(ConfigError, match="scheme://host"):
         parse_allow_entries("127.0.0.1:80")
+
+
+def test_address_literal_is_its_own_answer_whatever_the_resolver_says() -> None:
+    # A resolver (or DNS) cannot launder 10.0.0.5 into a public address.
+    bases = ("https://10.0.0.5/api",)
+    with pytest.raises(AccessDeniedError, match=r"non-public address \(10\.0\.0\.5\)"):
+        check_url("https://10.0.0.5/api/x", (), trusted_bases=bases, resolver=PUBLIC)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://hooks.slack.com./services/x", "https://hooks_slack com/services/x", "https://a..b/x"]
+)
+def test_malformed_host_names_are_refused(url: str) -> None:
+    with pytest.raises((InvalidInputError, AccessDeniedError)):
+        check_url(url, (), resolver=PUBLIC)
+
+
+def test_query_is_kept_for_the_request_but_not_matched() -> None:
+    target = check_url("https://prod-1.westus.logic.azure.com/workflows/x/invoke?sig=abc", (), resolver=PUBLIC)
+    assert (target.path, target.query) == ("/workflows/x/invoke", "sig=abc")
+
+
+def test_smtp_host_checks() -> None:
+    allow = ("smtp://127.0.0.1:2525",)
+    assert check_host("smtp", "127.0.0.1", 2525, allow, trusted=False, resolver=PUBLIC).explicitly_allowed
+    with pytest.raises(AccessDeniedError, match="without TLS"):
+        check_host("smtp", "mail.example.com", 25, allow, trusted=False, resolver=PUBLIC)
+    assert check_host("smtp", "mail.example.com", 587, allow, trusted=True, resolver=PUBLIC).addresses == ("8.8.8.8",)
+    with pytest.raises(AccessDeniedError, match="non-public"):
+        check_host("smtp", "mail.example.com", 587, allow, trusted=True, resolver=resolve_to("192.168.0.9"))

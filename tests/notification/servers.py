@@ -268,10 +268,12 @@ def smtp_server(
     username: str | None = None,
     password: str | None = None,
     tls_context: ssl.SSLContext | None = None,
+    implicit_tls: ssl.SSLContext | None = None,
     reply_code: int | None = None,
 ) -> Iterator[SmtpServer]:
     """aiosmtpd on 127.0.0.1. With `username`, AUTH is required; with `tls_context`, STARTTLS
-    is offered and required; `reply_code` (e.g. 451) makes DATA fail with that code."""
+    is offered and required; with `implicit_tls`, the port speaks TLS from the start (465-style);
+    `reply_code` (e.g. 451) makes DATA fail with that code."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -282,7 +284,7 @@ def smtp_server(
             if reply_code is not None:
                 return f"{reply_code} try again later"
             login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
-            tls = session.ssl is not None
+            tls = session.ssl is not None or implicit_tls is not None
             mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content, login, tls))
             return "250 Message accepted for delivery"
 
@@ -297,6 +299,8 @@ def smtp_server(
     options: dict[str, Any] = {}
     if username:
         options.update(authenticator=authenticator, auth_required=True, auth_require_tls=tls_context is not None)
+    if implicit_tls is not None:
+        options.update(ssl_context=implicit_tls)
     if tls_context is not None:
         options.update(tls_context=tls_context, require_starttls=True)
     else:

@@ -175,3 +175,21 @@ async def test_ses_unverified_sender_is_a_clear_error(make_setup, aws) -> None:
     setup = make_setup({"MLOPS_EMAIL_BACKEND": "ses"})
     text = await call_error(setup.router, "send_email_notification", to=["a@example.com"], subject="s", body="b")
     assert "SES refused the message" in text and "verified SES identity" in text
+
+
+async def test_implicit_tls_smtp_verifies_the_certificate(make_setup, tmp_path: Path) -> None:
+    cert = make_certificate("smtps.test", tmp_path)
+    with smtp_server(implicit_tls=cert.server_context()) as server:
+        setup = make_setup(
+            {
+                "SMTP_HOST": "smtps.test",
+                "SMTP_PORT": str(server.port),
+                "SMTP_SECURITY": "ssl",
+                "MLOPS_OUTBOUND_ALLOW": f"smtps://smtps.test:{server.port}",
+            }
+        )
+        client = setup.router.services["outbound_client"]
+        client.resolver = lambda host, port: ["127.0.0.1"]
+        client.ssl_context = cert.client_context()
+        out = await call(setup.router, "send_email_notification", to=["a@example.com"], subject="ssl", body="b")
+        assert out["sent"] and server.mails[0].message["Subject"] == "ssl"
