@@ -44,13 +44,13 @@ async def test_bot_token_uses_default_channel(bot_setup: Setup) -> None:
 
 async def test_web_api_error_is_reported_with_a_hint(bot_setup: Setup) -> None:
     text = await call_error(bot_setup.router, "send_slack_notification", message="hi", channel="#missing")
-    assert "channel_not_found" in text and "check the channel" in text
+    assert text.startswith("channel:") and "channel_not_found" in text and "check the channel" in text
 
 
 async def test_wrong_bot_token_is_reported_without_the_token(make_setup) -> None:
     setup = make_setup({"SLACK_DEFAULT_CHANNEL": "#x"}, {"SLACK_BOT_TOKEN": "xoxb-9999-wrong-tokenvalue"})
     text = await call_error(setup.router, "send_slack_notification", message="hi")
-    assert "invalid_auth" in text and "xoxb-9999" not in text
+    assert text.startswith("SLACK_BOT_TOKEN:") and "invalid_auth" in text and "xoxb-9999" not in text
 
 
 async def test_channel_without_bot_token_is_refused_with_advice(setup: Setup) -> None:

@@ -150,11 +150,11 @@ def send_via_smtp(ctx: ToolContext, mime: EmailMessage) -> tuple[str, int]:
             )
     settings = _Smtp(security, config.smtp_username, password, client.ssl_context)
 
-    def attempt(timeout: float) -> None:
+    def attempt(remaining: float) -> None:
         last: Exception | None = None
         for address in target.addresses:
             try:
-                smtp = _connect(target, address, security, timeout, settings.context)
+                smtp = _connect(target, address, security, min(client.timeout, remaining), settings.context)
             except ssl.SSLCertVerificationError:
                 raise _bad_certificate(target) from None
             except (OSError, smtplib.SMTPException) as exc:

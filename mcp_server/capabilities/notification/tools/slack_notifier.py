@@ -19,13 +19,17 @@ from mcp_server.capabilities.notification.tools.common import message_from, secr
 from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.outbound import DeliveryError, outbound_client
 
+_TOKEN_HINT = ("SLACK_BOT_TOKEN", "check the bot token (it starts with xoxb-)")
+# chat.postMessage errors: (the setting or input at fault, what to do)
 _HINTS = {
-    "channel_not_found": "check the channel name or id",
-    "not_in_channel": "invite the bot to the channel (/invite @your-bot)",
-    "invalid_auth": "check SLACK_BOT_TOKEN (a bot token starts with xoxb-)",
-    "not_authed": "check SLACK_BOT_TOKEN (a bot token starts with xoxb-)",
-    "missing_scope": "give the Slack app the chat:write scope and reinstall it",
-    "is_archived": "the channel is archived; choose another",
+    "channel_not_found": ("channel", "check the channel name or id"),
+    "not_in_channel": ("channel", "invite the bot to the channel (/invite @your-bot)"),
+    "is_archived": ("channel", "the channel is archived; choose another"),
+    "invalid_auth": _TOKEN_HINT,
+    "not_authed": _TOKEN_HINT,
+    "account_inactive": _TOKEN_HINT,
+    "token_revoked": _TOKEN_HINT,
+    "missing_scope": ("SLACK_BOT_TOKEN", "give the Slack app the chat:write scope and reinstall it"),
 }
 
 
@@ -73,11 +77,9 @@ def deliver_slack(
         answer = response.json() if isinstance(response.json(), dict) else {}
         if not answer.get("ok"):
             error = str(answer.get("error") or "no reason given")[:100]
+            field, hint = _HINTS.get(error, ("message", "see https://api.slack.com/methods/chat.postMessage#errors"))
             raise DeliveryError(
-                f"Slack refused the message ({error})",
-                attempts=response.attempts,
-                field="channel",
-                hint=_HINTS.get(error, "see https://api.slack.com/methods/chat.postMessage#errors"),
+                f"Slack refused the message ({error})", attempts=response.attempts, field=field, hint=hint
             )
         return SendSlackOutput(
             sent=True,
