@@ -178,3 +178,8 @@ def test_numbers_and_booleans_render_consistently() -> None:
     message = render("pipeline_completed", {"run_id": "r1", "passed": False, "duration_seconds": 12.3456789})
     assert message.text == "Pipeline run r1 completed and did not pass its thresholds."
     assert ("Seconds", "12.35") in message.facts
+
+
+def test_large_numbers_are_not_written_in_exponent_form() -> None:
+    assert templates.format_value(86400.0) == "86400" and templates.format_value(0.000123) == "0.000123"
+    assert templates.format_value({"rmse": 41.23456}) == "rmse: 41.23"

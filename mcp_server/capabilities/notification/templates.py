@@ -37,7 +37,9 @@ class Template:
     subject: str  # Jinja: one line, the email subject and the card title
     text: str  # Jinja: the message body
     variables: tuple[Variable, ...]
-    facts: tuple[tuple[str, str], ...] = ()  # (label, variable): shown when the variable is given
+    # (label, variable): shown when the variable is given; a mapping gives one fact per key,
+    # labelled by the key (after "label: " when the label is not empty)
+    facts: tuple[tuple[str, str], ...] = ()
 
     def variable(self, name: str) -> Variable | None:
         return next((v for v in self.variables if v.name == name), None)
@@ -92,7 +94,7 @@ BUILTIN: tuple[Template, ...] = (
         "{{ algorithm }} training of {{ model_name }} completed"
         "{% if duration_seconds is defined %} in {{ duration_seconds }} s{% endif %}.",
         (MODEL, ALGORITHM, METRICS, MODEL_URI, DURATION, JOB_ID, URL),
-        (("Model", "model_s3_uri"), ("Job", "job_id"), ("Metrics", "metrics")),
+        (("Model", "model_s3_uri"), ("Job", "job_id"), ("", "metrics")),
     ),
     Template(
         "training_failed",
@@ -111,7 +113,7 @@ BUILTIN: tuple[Template, ...] = (
         "{{ model_name }} passed its evaluation"
         "{% if thresholds is defined %} against {{ thresholds | length }} threshold(s){% endif %}.",
         (MODEL, _v("metrics", "metric name -> value", required=True, mapping=True), THRESHOLDS, MODEL_URI, URL),
-        (("Model", "model_s3_uri"), ("Metrics", "metrics"), ("Thresholds", "thresholds")),
+        (("Model", "model_s3_uri"), ("", "metrics"), ("Thresholds", "thresholds")),
     ),
     Template(
         "evaluation_failed",
@@ -128,7 +130,7 @@ BUILTIN: tuple[Template, ...] = (
             MODEL_URI,
             URL,
         ),
-        (("Model", "model_s3_uri"), ("Metrics", "metrics"), ("Thresholds", "thresholds")),
+        (("Model", "model_s3_uri"), ("", "metrics"), ("Thresholds", "thresholds")),
     ),
     Template(
         "model_registered",
@@ -137,7 +139,7 @@ BUILTIN: tuple[Template, ...] = (
         "Model registered: {{ model_name }} v{{ version }}",
         "{{ model_name }} version {{ version }} was registered.",
         (MODEL, VERSION, MODEL_URI, METRICS, URL),
-        (("Model", "model_s3_uri"), ("Metrics", "metrics")),
+        (("Model", "model_s3_uri"), ("", "metrics")),
     ),
     Template(
         "model_promoted",
@@ -192,7 +194,7 @@ BUILTIN: tuple[Template, ...] = (
             ("Model", "model_name"),
             ("Version", "version"),
             ("Seconds", "duration_seconds"),
-            ("Metrics", "metrics"),
+            ("", "metrics"),
         ),
     ),
     Template(
@@ -230,7 +232,9 @@ def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"  # 0.9346, 12.35, 86400
     if isinstance(value, dict):
         return ", ".join(f"{k}: {format_value(v)}" for k, v in value.items())
     if isinstance(value, list):
@@ -299,7 +303,7 @@ def render(name: str, variables: dict[str, Any] | None, field_name: str = "templ
     for label, var_name in template.facts:
         value = given.get(var_name)
         if isinstance(value, dict):
-            facts.extend((f"{label}: {k}" if label != "Metrics" else str(k), format_value(v)) for k, v in value.items())
+            facts.extend((f"{label}: {k}" if label else str(k), format_value(v)) for k, v in value.items())
         elif value is not None:
             facts.append((label, format_value(value)))
     url = given.get("url")
