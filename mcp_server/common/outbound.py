@@ -32,11 +32,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from fnmatch import fnmatchcase
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from mcp_server.common.exceptions import AccessDeniedError, ConfigError, InvalidInputError, MLOpsError
 from mcp_server.common.logger import MASK, get_logger, log_event, redact
+
+if TYPE_CHECKING:
+    from mcp_server.config import Config
 
 DEFAULT_PORTS = {"https": 443, "http": 80, "smtp": 25, "smtps": 465}
 
@@ -495,6 +498,10 @@ class OutboundClient:
             return self._send(target, method, path, body, send_headers, min(self.timeout, remaining), service)
 
         response, attempts = self.retry.run(attempt, service, started=started)
+        # The host only: the path and query of a webhook URL are its secret.
+        log_event(
+            _log, 20, "outbound call", service=service, host=target.host, status=response.status, attempts=attempts
+        )
         secrets = tuple(s for s in (target.path, target.query) if len(s) > 1)
         return Response(response.status, response.headers, response.body, attempts, secrets)
 
@@ -544,7 +551,7 @@ class OutboundClient:
         raise Retry(f"could not reach {target.host} ({kind}: {type(last_error).__name__})")
 
 
-def outbound_client(services: dict[str, Any], config: Any) -> OutboundClient:
+def outbound_client(services: dict[str, Any], config: Config) -> OutboundClient:
     """The process-wide client for `config` (tests put their own under the same key)."""
     client = services.get("outbound_client")
     if client is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mcp_server.capabilities.base import BaseCapability, ToolSpec
+from mcp_server.capabilities.base import BaseCapability, ToolFn, ToolSpec
 from mcp_server.capabilities.notification import schemas as s
 from mcp_server.capabilities.notification.tools.discord_notifier import send_discord_notification
 from mcp_server.capabilities.notification.tools.email_notifier import send_email_notification
@@ -17,14 +17,14 @@ from mcp_server.capabilities.notification.tools.template_manager import (
 _SOURCE = "Give `message` (+ optional `title`) or a `template` with `variables`."
 
 
-def _spec(name: str, title: str, description: str, models: tuple[type, type], fn: object, sends: bool) -> ToolSpec:
+def _spec(name: str, title: str, description: str, models: tuple[type, type], fn: ToolFn, sends: bool) -> ToolSpec:
     return ToolSpec(
         name=name,
         title=title,
         description=description,
         input_model=models[0],
         output_model=models[1],
-        fn=fn,  # type: ignore[arg-type]
+        fn=fn,
         read_only=not sends,
         destructive=False,
         idempotent=not sends,  # sending twice posts twice
@@ -32,11 +32,11 @@ def _spec(name: str, title: str, description: str, models: tuple[type, type], fn
     )
 
 
-def _sender(name: str, title: str, description: str, input_model: type, output_model: type, fn: object) -> ToolSpec:
+def _sender(name: str, title: str, description: str, input_model: type, output_model: type, fn: ToolFn) -> ToolSpec:
     return _spec(name, title, description, (input_model, output_model), fn, sends=True)
 
 
-def _reader(name: str, title: str, description: str, input_model: type, output_model: type, fn: object) -> ToolSpec:
+def _reader(name: str, title: str, description: str, input_model: type, output_model: type, fn: ToolFn) -> ToolSpec:
     return _spec(name, title, description, (input_model, output_model), fn, sends=False)
 
 

@@ -9,7 +9,7 @@ blocks, Teams card, Discord embeds, email HTML) are built from the `Message` in 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from jinja2 import StrictUndefined, TemplateError, UndefinedError
@@ -56,7 +56,6 @@ class Message:
     url: str | None = None
     status: Status = "info"
     template: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _v(name: str, description: str, required: bool = False, mapping: bool = False) -> Variable:
