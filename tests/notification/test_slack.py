@@ -112,3 +112,10 @@ async def test_webhook_override_passes_the_outbound_checks(setup: Setup) -> None
     text = await call_error(setup.router, "send_slack_notification", message="hi", webhook_url="https://evil.example/x")
     assert "allow-list" in text
     assert setup.hooks.requests == []
+
+
+async def test_very_long_message_is_truncated_within_block_limits(setup: Setup) -> None:
+    await call(setup.router, "send_slack_notification", message="word " * 7000)  # 35k characters
+    blocks = setup.hooks.received("/services/")[0].json["blocks"]
+    assert len(blocks) == 5 and all(len(b["text"]["text"]) <= 3000 for b in blocks)
+    assert blocks[-1]["text"]["text"].endswith("(truncated)")

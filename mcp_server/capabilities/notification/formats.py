@@ -32,6 +32,7 @@ _ICON = {"info": "ℹ️", "success": "✅", "warning": "⚠️", "failure": "�
 _TEAMS_COLOR = {"info": "Accent", "success": "Good", "warning": "Warning", "failure": "Attention"}
 _DISCORD_COLOR = {"info": 0x3498DB, "success": 0x2ECC71, "warning": 0xF1C40F, "failure": 0xE74C3C}
 ELLIPSIS = "…"
+TRUNCATED = f"\n{ELLIPSIS} (truncated)"
 
 
 def clip(text: str, limit: int) -> str:
@@ -44,6 +45,7 @@ SLACK_HEADER_LIMIT = 150
 SLACK_FIELD_LIMIT = 2000
 SLACK_FIELDS_PER_SECTION = 10
 SLACK_MAX_BLOCKS = 50
+SLACK_MAX_SECTIONS = 5
 
 
 def slack_escape(text: str) -> str:
@@ -55,7 +57,9 @@ def slack_blocks(message: Message) -> list[dict[str, Any]]:
     if message.title:
         blocks.append(HeaderBlock(text=PlainTextObject(text=clip(message.title, SLACK_HEADER_LIMIT))))
     body = slack_escape(message.text)
-    for start in range(0, min(len(body), SLACK_TEXT_LIMIT * 5), SLACK_TEXT_LIMIT):
+    if len(body) > SLACK_TEXT_LIMIT * SLACK_MAX_SECTIONS:  # past that a post is unreadable anyway
+        body = body[: SLACK_TEXT_LIMIT * SLACK_MAX_SECTIONS - len(TRUNCATED)] + TRUNCATED
+    for start in range(0, len(body), SLACK_TEXT_LIMIT):
         blocks.append(SectionBlock(text=MarkdownTextObject(text=body[start : start + SLACK_TEXT_LIMIT])))
     fields = [
         MarkdownTextObject(text=clip(f"*{slack_escape(label)}*\n{slack_escape(value)}", SLACK_FIELD_LIMIT))
@@ -195,13 +199,13 @@ def discord_embeds(message: Message) -> DiscordPlan:
     if truncated:
         messages = messages[:DISCORD_MAX_MESSAGES]
         last = messages[-1][-1]
-        note = f"\n{ELLIPSIS} (truncated)"
+        note = TRUNCATED
         if "description" in last:
-            last["description"] = clip(last["description"], DISCORD_DESCRIPTION - len(note)) + note
+            last["description"] = last["description"][: DISCORD_DESCRIPTION - len(note)] + note
             while sum(map(embed_chars, messages[-1])) > DISCORD_MESSAGE_CHARS:
                 last["description"] = last["description"][: -len(note) - 200] + note
         elif last.get("fields"):
-            last["fields"][-1]["value"] = clip(last["fields"][-1]["value"], DISCORD_FIELD_VALUE - len(note)) + note
+            last["fields"][-1]["value"] = last["fields"][-1]["value"][: DISCORD_FIELD_VALUE - len(note)] + note
             while sum(map(embed_chars, messages[-1])) > DISCORD_MESSAGE_CHARS:
                 last["fields"].pop(0)
     return DiscordPlan(messages, truncated)
