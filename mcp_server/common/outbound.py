@@ -189,14 +189,25 @@ def _refuse_non_public(host: str, addresses: Sequence[str], field: str) -> None:
         )
 
 
-def _on_builtin_list(host: str, path: str, trusted_bases: Sequence[str]) -> bool:
+def _on_builtin_list(host: str, port: int, path: str, trusted_bases: Sequence[str]) -> bool:
+    """An https destination on the built-in list (port 443) or under a trusted base URL (same
+    host, port and path prefix)."""
     for pattern, prefix in BUILTIN_ALLOW:
-        if fnmatchcase(host, pattern) and path.startswith(prefix):
+        if port == 443 and fnmatchcase(host, pattern) and path.startswith(prefix):
             return True
     for base in trusted_bases:
-        parts = urlsplit(base)
+        try:
+            parts = urlsplit(base)
+            base_port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 0)
+        except ValueError:
+            continue
         base_path = parts.path.rstrip("/")
-        if (parts.hostname or "").lower() == host and (path == base_path or path.startswith(base_path + "/")):
+        if (
+            parts.scheme.lower() == "https"
+            and (parts.hostname or "").lower() == host
+            and base_port == port
+            and (path == base_path or path.startswith(base_path + "/"))
+        ):
             return True
     return False
 
@@ -210,14 +221,17 @@ def check_url(
     field: str = "url",
 ) -> Target:
     """Check `url` against the outbound rules; the returned target says where to connect."""
+    url = url.strip()
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
         port_given = parts.port
     except ValueError:
         raise InvalidInputError("is not a valid URL", field=field) from None
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise InvalidInputError("must not contain spaces or control characters", field=field)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    if not host or scheme not in DEFAULT_PORTS:
+    if not host or scheme not in ("https", "http"):
         raise InvalidInputError(
             "must be an https:// URL", field=field, hint="give the full webhook or API URL, starting with https://"
         )
@@ -238,7 +252,7 @@ def check_url(
             field=field,
             hint=f"a test or internal server must be listed in MLOPS_OUTBOUND_ALLOW as {origin}",
         )
-    if not _on_builtin_list(host, path, trusted_bases):
+    if not _on_builtin_list(host, port, path, trusted_bases):
         raise AccessDeniedError(
             f"host {host} is not on the outbound allow-list",
             field=field,

@@ -105,3 +105,36 @@ def test_smtp_host_checks() -> None:
     assert check_host("smtp", "mail.example.com", 587, allow, trusted=True, resolver=PUBLIC).addresses == ("8.8.8.8",)
     with pytest.raises(AccessDeniedError, match="non-public"):
         check_host("smtp", "mail.example.com", 587, allow, trusted=True, resolver=resolve_to("192.168.0.9"))
+
+
+def test_builtin_hosts_only_on_port_443() -> None:
+    assert check_url("https://hooks.slack.com:443/services/x", (), resolver=PUBLIC).port == 443
+    with pytest.raises(AccessDeniedError, match="allow-list"):
+        check_url("https://hooks.slack.com:8443/services/x", (), resolver=PUBLIC)
+
+
+def test_trusted_base_matches_scheme_and_port_too() -> None:
+    bases = ("https://ghe.example.com:8443/api/v3",)
+    assert check_url("https://ghe.example.com:8443/api/v3/repos", (), trusted_bases=bases, resolver=PUBLIC)
+    with pytest.raises(AccessDeniedError):
+        check_url("https://ghe.example.com/api/v3/repos", (), trusted_bases=bases, resolver=PUBLIC)
+    with pytest.raises(AccessDeniedError):  # a plain-http base is not trusted for https either way
+        check_url(
+            "https://ghe.example.com/api/v3/repos",
+            (),
+            trusted_bases=("http://ghe.example.com/api/v3",),
+            resolver=PUBLIC,
+        )
+
+
+def test_smtp_entries_do_not_make_smtp_urls_http_targets() -> None:
+    with pytest.raises(InvalidInputError, match="https://"):
+        check_url("smtp://127.0.0.1:2525/", ("smtp://127.0.0.1:2525",), resolver=resolve_to("127.0.0.1"))
+
+
+@pytest.mark.parametrize(
+    "url", ["https://hooks.slack.com/services/a b", "https://hooks.slack.com/services/x\r\nHost: evil"]
+)
+def test_spaces_and_control_characters_are_refused(url: str) -> None:
+    with pytest.raises(InvalidInputError, match="control characters"):
+        check_url(url, (), resolver=PUBLIC)
