@@ -15,7 +15,11 @@ Messages name the host, never the whole URL: a webhook URL's path is a bearer se
 address (sending the hostname as Host header, TLS server name and certificate name), never follows
 a redirect, puts a timeout on every call and retries 429 and 5xx with backoff honouring
 `Retry-After` (at most 5 attempts and 30 s of waiting, so a call ends well inside a client's 60 s).
-`RetryPolicy` is the same retry loop for other protocols (SMTP).
+`RetryPolicy` is the same retry loop for other protocols (SMTP). A tool gets the process-wide
+client with `outbound_client(ctx.services, ctx.config)` and calls e.g.
+`client.request("GET", url, service="GitHub", headers=..., trusted_bases=(api_url,), field="GITHUB_API_URL")`;
+a non-2xx answer other than 429/5xx comes back as a `Response` (`raise_for_status` makes it an
+error), a final failure raises `DeliveryError` with `attempts`.
 """
 
 from __future__ import annotations
