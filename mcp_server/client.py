@@ -17,7 +17,18 @@ import mcp_types as types
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-_FORWARDED_PREFIXES = ("MLOPS_", "AWS_", "LOG_LEVEL", "GITHUB_", "RLLIB_", "RAY_", "HOME", "PYTHON", "TMPDIR")
+_FORWARDED_PREFIXES: tuple[str, ...] = (
+    "MLOPS_",
+    "AWS_",
+    "LOG_LEVEL",
+    "GITHUB_",
+    "RLLIB_",
+    "RAY_",
+    "HOME",
+    "PYTHON",
+    "TMPDIR",
+)
+_FORWARDED_PREFIXES += ("SLACK_", "SMTP_", "TEAMS_", "DISCORD_")  # notification destinations and secrets
 
 
 def server_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -11,9 +11,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from mcp_server.common.exceptions import ConfigError
-from mcp_server.common.outbound import parse_allow_entries
+from mcp_server.common.outbound import email_address_problem, parse_allow_entries
 
 CAPABILITY_NAMES = (
     "data_preparation",
@@ -62,6 +63,43 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
+def _addresses(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    addresses = tuple(a.strip() for a in env.get(name, "").split(",") if a.strip())
+    for address in addresses:
+        problem = email_address_problem(address)
+        if problem:
+            raise ConfigError(f"{name}: {address!r} {problem}")
+    return addresses
+
+
+def _notification_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """Issue 13's settings (README "Notifications")."""
+    api_url = env.get("SLACK_API_URL") or "https://slack.com/api/"
+    if not _ENDPOINT.match(api_url):
+        raise ConfigError(f"SLACK_API_URL={api_url!r} is not an http(s) URL; use e.g. https://slack.com/api/")
+    backend = (env.get("MLOPS_EMAIL_BACKEND") or "smtp").strip().lower()
+    if backend not in ("smtp", "ses"):
+        raise ConfigError(f"MLOPS_EMAIL_BACKEND={backend!r} is not smtp or ses")
+    security = (env.get("SMTP_SECURITY") or "starttls").strip().lower()
+    if security not in ("starttls", "ssl", "none"):
+        raise ConfigError(f"SMTP_SECURITY={security!r} is not one of starttls, ssl, none")
+    default_port = {"starttls": 587, "ssl": 465, "none": 25}[security]
+    senders = _addresses(env, "MLOPS_EMAIL_FROM")
+    if len(senders) > 1:
+        raise ConfigError("MLOPS_EMAIL_FROM must be one address")
+    return {
+        "slack_api_url": api_url if api_url.endswith("/") else api_url + "/",
+        "slack_default_channel": (env.get("SLACK_DEFAULT_CHANNEL") or "").strip() or None,
+        "email_backend": backend,
+        "email_from": senders[0] if senders else None,
+        "email_to": _addresses(env, "MLOPS_EMAIL_TO"),
+        "smtp_host": (env.get("SMTP_HOST") or "").strip() or None,
+        "smtp_port": _int(env, "SMTP_PORT", default_port, 1, 65535),
+        "smtp_username": env.get("SMTP_USERNAME") or None,
+        "smtp_security": security,
+    }
+
+
 @dataclass(frozen=True)
 class Config:
     s3_bucket: str | None = None
@@ -77,6 +115,17 @@ class Config:
     default_max_wait_seconds: float = 50.0
     max_dataset_bytes: int = 2 * 1024**3
     outbound_allow: tuple[str, ...] = ()  # normalised scheme://host:port entries (common/outbound.py)
+    # --- notifications (issue 13). Destinations only: webhook URLs, the Slack bot token and the
+    # SMTP password are secrets, read through SecretStore (Secrets Manager, then env) when sending.
+    slack_api_url: str = "https://slack.com/api/"
+    slack_default_channel: str | None = None
+    email_backend: str = "smtp"  # smtp or ses
+    email_from: str | None = None
+    email_to: tuple[str, ...] = ()
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_security: str = "starttls"  # starttls, ssl or none
 
     @property
     def default_location(self) -> str:
@@ -130,5 +179,6 @@ class Config:
             default_max_wait_seconds=float(_int(env, "MLOPS_MAX_WAIT_SECONDS", 50, 0, 3600)),
             max_dataset_bytes=_int(env, "MLOPS_MAX_DATASET_MB", 2048, 1, 1024 * 1024) * 1024**2,
             outbound_allow=parse_allow_entries(env.get("MLOPS_OUTBOUND_ALLOW", "")),
+            **_notification_settings(env),
         )
         return replace(config, **overrides) if overrides else config  # type: ignore[arg-type]
