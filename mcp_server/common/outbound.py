@@ -16,7 +16,7 @@ address (sending the hostname as Host header, TLS server name and certificate na
 a redirect, puts a timeout on every call and retries 429 and 5xx with backoff honouring
 `Retry-After` (at most 5 attempts and 30 s of waiting, so a call ends well inside a client's 60 s).
 `RetryPolicy` is the same retry loop for other protocols (SMTP). A tool gets the process-wide
-client with `outbound_client(ctx.services, ctx.config)` and calls e.g.
+client as `ctx.services.outbound` and calls e.g.
 `client.request("GET", url, service="GitHub", headers=..., trusted_bases=(api_url,), field="GITHUB_API_URL")`;
 a non-2xx answer other than 429/5xx comes back as a `Response` (`raise_for_status` makes it an
 error), a final failure raises `DeliveryError` with `attempts`.
@@ -43,7 +43,7 @@ from mcp_server.common.exceptions import AccessDeniedError, ConfigError, Invalid
 from mcp_server.common.logger import MASK, get_logger, log_event, redact
 
 if TYPE_CHECKING:
-    from mcp_server.config import Config
+    pass
 
 DEFAULT_PORTS = {"https": 443, "http": 80, "smtp": 25, "smtps": 465}
 
@@ -454,7 +454,7 @@ class PinnedHTTPSConnection(http.client.HTTPSConnection):
 
 @dataclass
 class OutboundClient:
-    """The HTTP client of every outbound channel. Build it with `outbound_client(services, config)`;
+    """The HTTP client of every outbound channel (one per server: `Services.outbound`);
     tests construct it with their own resolver, TLS context and retry policy."""
 
     allow_entries: Sequence[str]
@@ -567,11 +567,3 @@ class OutboundClient:
             return response
         kind = "timed out" if isinstance(last_error, TimeoutError | socket.timeout) else "connection failed"
         raise Retry(f"could not reach {target.host} ({kind}: {type(last_error).__name__})")
-
-
-def outbound_client(services: dict[str, Any], config: Config) -> OutboundClient:
-    """The process-wide client for `config` (tests put their own under the same key)."""
-    client = services.get("outbound_client")
-    if client is None:
-        client = services.setdefault("outbound_client", OutboundClient(tuple(config.outbound_allow)))
-    return client

@@ -1,16 +1,18 @@
 """Services: the process-wide objects a tool may use, built once per server and handed to every
-tool through its context (storage, secrets, the job runner), instead of an untyped dict."""
+tool through its context (storage, secrets, the job runner, the outbound HTTP client, AWS
+clients), instead of an untyped dict. Each is created on first use; tests may set their own."""
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mcp_server.common.s3_utils import S3Utils
 from mcp_server.common.secrets import SecretStore
 
 if TYPE_CHECKING:
     from mcp_server.common.jobs import JobRunner
+    from mcp_server.common.outbound import OutboundClient
     from mcp_server.config import Config
 
 
@@ -20,6 +22,8 @@ class Services:
         self.storage = S3Utils(config)
         self.secrets = SecretStore(config)
         self._jobs: JobRunner | None = None
+        self.outbound_client: OutboundClient | None = None  # see `outbound`
+        self._aws: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     @property
@@ -31,3 +35,25 @@ class Services:
 
                 self._jobs = JobRunner(self.storage, self.config.max_concurrent_jobs)
             return self._jobs
+
+    @property
+    def outbound(self) -> OutboundClient:
+        """The one HTTP client of every outbound channel (allow-list, pinned addresses, retries)."""
+        with self._lock:
+            if self.outbound_client is None:
+                from mcp_server.common.outbound import OutboundClient
+
+                self.outbound_client = OutboundClient(tuple(self.config.outbound_allow))
+            return self.outbound_client
+
+    def aws(self, service: str) -> Any:
+        """A boto3 client for `service` in the configured region and endpoint (one per service)."""
+        with self._lock:
+            client = self._aws.get(service)
+            if client is None:
+                import boto3
+
+                make: Any = boto3.client  # the service name is a plain string here, not a stub literal
+                client = make(service, region_name=self.config.aws_region, endpoint_url=self.config.aws_endpoint_url)
+                self._aws[service] = client
+            return client

@@ -65,11 +65,9 @@ def make_setup(aws: Any, storage_root: Path, hooks: HookServer, smtp: SmtpServer
         }
         values.update(secrets or {})
         values = {k: v for k, v in values.items() if v}
-        router.secrets = SecretStore(config, env=values)
+        router.services.secrets = SecretStore(config, env=values)
         sleeps: list[float] = []
-        router.services["outbound_client"] = OutboundClient(
-            config.outbound_allow, retry=RetryPolicy(sleep=sleeps.append)
-        )
+        router.services.outbound_client = OutboundClient(config.outbound_allow, retry=RetryPolicy(sleep=sleeps.append))
         return Setup(router, hooks, smtp, sleeps, values)
 
     return build

@@ -103,7 +103,7 @@ async def test_starttls_verifies_the_certificate_for_smtp_host(make_setup, tmp_p
             },
             {"SMTP_PASSWORD": "pw"},
         )
-        setup.router.services["outbound_client"] = OutboundClient(
+        setup.router.services.outbound_client = OutboundClient(
             setup.router.config.outbound_allow,
             resolver=lambda host, port: ["127.0.0.1"],
             ssl_context=cert.client_context(),
@@ -113,7 +113,7 @@ async def test_starttls_verifies_the_certificate_for_smtp_host(make_setup, tmp_p
         assert server.mails[0].tls and server.mails[0].authenticated_as == "mailer"
 
         other = make_certificate("other.test", tmp_path)
-        setup.router.services["outbound_client"].ssl_context = other.client_context()
+        setup.router.services.outbound_client.ssl_context = other.client_context()
         text = await call_error(setup.router, "send_email_notification", to=["a@example.com"], subject="s", body="b")
         assert "certificate" in text and len(server.mails) == 1
 
@@ -188,7 +188,7 @@ async def test_implicit_tls_smtp_verifies_the_certificate(make_setup, tmp_path: 
                 "MLOPS_OUTBOUND_ALLOW": f"smtps://smtps.test:{server.port}",
             }
         )
-        client = setup.router.services["outbound_client"]
+        client = setup.router.services.outbound_client
         client.resolver = lambda host, port: ["127.0.0.1"]
         client.ssl_context = cert.client_context()
         out = await call(setup.router, "send_email_notification", to=["a@example.com"], subject="ssl", body="b")

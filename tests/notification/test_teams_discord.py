@@ -39,7 +39,7 @@ async def test_teams_configured_connector_url_is_refused_too(make_setup) -> None
 
 async def test_teams_workflows_hosts_are_on_the_builtin_allow_list(setup: Setup, no_network) -> None:
     # With a public DNS answer the check passes and the connection is attempted (here: refused).
-    setup.router.services["outbound_client"].resolver = lambda host, port: ["93.184.215.14"]
+    setup.router.services.outbound_client.resolver = lambda host, port: ["93.184.215.14"]
     for url in (
         "https://prod-12.westus.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?sig=x",
         "https://abc.environment.api.powerplatform.com:443/powerautomate/automations/direct/workflows/abc",

@@ -7,12 +7,11 @@ from mcp_server.capabilities.notification.formats import discord_embeds
 from mcp_server.capabilities.notification.schemas import SendDiscordInput, SendDiscordOutput
 from mcp_server.capabilities.notification.templates import Message
 from mcp_server.capabilities.notification.tools.common import message_from, secret_destination
-from mcp_server.common.outbound import outbound_client
 
 
 def deliver_discord(ctx: ToolContext, message: Message, *, webhook_url: str | None = None) -> SendDiscordOutput:
     url, field = secret_destination(ctx, webhook_url, "discord-webhook-url", "DISCORD_WEBHOOK_URL", "Discord webhook")
-    client = outbound_client(ctx.services, ctx.config)
+    client = ctx.services.outbound
     plan = discord_embeds(message)
     attempts = 0
     started = client.retry.clock()  # the parts share one deadline

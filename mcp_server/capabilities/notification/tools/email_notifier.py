@@ -13,14 +13,13 @@ import ssl
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any
 
 from mcp_server.capabilities.base import ToolContext, ToolOutput
 from mcp_server.capabilities.notification.formats import email_html, email_text
 from mcp_server.capabilities.notification.schemas import SendEmailInput, SendEmailOutput
 from mcp_server.capabilities.notification.templates import Message, plain_message, render
 from mcp_server.common.exceptions import ConfigError
-from mcp_server.common.outbound import DeliveryError, Retry, Target, outbound_client
+from mcp_server.common.outbound import DeliveryError, Retry, Target
 
 
 class PinnedSMTP(smtplib.SMTP):
@@ -135,7 +134,7 @@ def send_via_smtp(ctx: ToolContext, mime: EmailMessage) -> tuple[str, int]:
         raise ConfigError(
             "no SMTP server is configured", field="SMTP_HOST", hint="set SMTP_HOST (or MLOPS_EMAIL_BACKEND=ses)"
         )
-    client = outbound_client(ctx.services, config)
+    client = ctx.services.outbound
     host, port, security = config.smtp_host, config.smtp_port, config.smtp_security
     scheme = "smtps" if security == "ssl" and f"smtps://{host}:{port}" in client.allow_entries else "smtp"
     target = client.check_host(scheme, host, port, trusted=security != "none", field="SMTP_HOST")
@@ -168,23 +167,13 @@ def send_via_smtp(ctx: ToolContext, mime: EmailMessage) -> tuple[str, int]:
     return str(mime["Message-ID"]), attempts
 
 
-def ses_client(ctx: ToolContext) -> Any:
-    client = ctx.services.get("ses_client")
-    if client is None:
-        import boto3
-
-        client = ctx.services.setdefault(
-            "ses_client",
-            boto3.client("ses", region_name=ctx.config.aws_region, endpoint_url=ctx.config.aws_endpoint_url),
-        )
-    return client
-
-
 def send_via_ses(ctx: ToolContext, mime: EmailMessage, sender: str, to: list[str]) -> tuple[str, int]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        response = ses_client(ctx).send_raw_email(Source=sender, Destinations=to, RawMessage={"Data": mime.as_bytes()})
+        response = ctx.services.aws("ses").send_raw_email(
+            Source=sender, Destinations=to, RawMessage={"Data": mime.as_bytes()}
+        )
     except ClientError as exc:
         error = exc.response.get("Error", {})
         raise DeliveryError(

@@ -17,7 +17,7 @@ from mcp_server.capabilities.notification.schemas import SendSlackInput, SendSla
 from mcp_server.capabilities.notification.templates import Message
 from mcp_server.capabilities.notification.tools.common import message_from, secret_destination
 from mcp_server.common.exceptions import InvalidInputError
-from mcp_server.common.outbound import DeliveryError, outbound_client
+from mcp_server.common.outbound import DeliveryError
 
 _TOKEN_HINT = ("SLACK_BOT_TOKEN", "check the bot token (it starts with xoxb-)")
 # chat.postMessage errors: (the setting or input at fault, what to do)
@@ -56,7 +56,7 @@ def deliver_slack(
     blocks: list[dict[str, Any]] | None = None,
     webhook_url: str | None = None,
 ) -> SendSlackOutput:
-    client = outbound_client(ctx.services, ctx.config)
+    client = ctx.services.outbound
     payload: dict[str, Any] = {
         "text": slack_text(message),
         "blocks": checked_blocks(blocks) if blocks else slack_blocks(message),

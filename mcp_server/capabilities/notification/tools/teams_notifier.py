@@ -10,7 +10,6 @@ from mcp_server.capabilities.notification.schemas import SendResult, SendTeamsIn
 from mcp_server.capabilities.notification.templates import Message
 from mcp_server.capabilities.notification.tools.common import message_from, secret_destination
 from mcp_server.common.exceptions import InvalidInputError
-from mcp_server.common.outbound import outbound_client
 
 
 def refuse_office_connector(url: str, field: str) -> None:
@@ -33,7 +32,7 @@ def deliver_teams(ctx: ToolContext, message: Message, *, webhook_url: str | None
         ctx, webhook_url, "teams-webhook-url", "TEAMS_WEBHOOK_URL", "Teams Workflows webhook"
     )
     refuse_office_connector(url, field)
-    client = outbound_client(ctx.services, ctx.config)
+    client = ctx.services.outbound
     response = client.post_json(url, teams_envelope(teams_card(message)), service="Teams", field=field)
     response.raise_for_status("Teams", field)
     return SendResult(sent=True, attempts=response.attempts)
