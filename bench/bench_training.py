@@ -1,15 +1,22 @@
 """Benchmark: training through the server vs the library directly, on the same generated data.
 
     .venv/bin/python bench/bench_training.py [--rows 1000000] [--features 20] [--rounds 50] [--trees 20]
+                                             [--small-rows 200000] [--small-rounds 100] [--repeat 5]
 
 A generated Parquet dataset (binary target) is trained on
 1. with XGBoost (hist, --rounds rounds, depth 6): `train_xgboost` through a real stdio client,
    and `pd.read_parquet` + `XGBClassifier.fit` in this process;
 2. with a random forest (--trees trees, max_depth 10, all cores): `train_random_forest` through
    the server, and `pd.read_parquet` + `RandomForestClassifier.fit` here.
+3. the small case, where fixed costs show: XGBoost --small-rounds rounds on --small-rows rows,
+   --repeat times each way; prints the medians and the fixed cost (server minus direct, target
+   <= 0.2 s);
+4. cancel latency: a long random forest, a t-SNE and a DBSCAN started with `wait: false`,
+   cancelled once fitting, timed until the job reads `cancelled` (target <= 2 s).
 The server time is the whole tool call (read, fingerprint, fit, train metrics on a sample,
-bundle write); the direct time is read + fit. Prints both, their ratio (target <= 1.1), and the
-server process's peak RSS next to the in-memory size of the data. Exits 1 when a ratio misses.
+bundle write); the direct time is read + fit. Fits run in the server's worker processes, so
+the script prints the server's and its workers' peak RSS next to the in-memory size of the
+data. Exits 1 when a target misses.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -34,6 +42,8 @@ sys.path.insert(0, str(REPO))
 from mcp_server.client import connect, result_text, structured  # noqa: E402
 
 RATIO_TARGET = 1.1
+FIXED_COST_TARGET = 0.2
+CANCEL_TARGET = 2.0
 SEED = 0
 
 
@@ -80,6 +90,31 @@ def direct(path: Path, algorithm: str, size: int) -> tuple[float, float | None]:
         return pool.submit(direct_fit, path, algorithm, size).result()
 
 
+def children_of(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out.extend(int(child) for child in (task / "children").read_text().split())
+    return out
+
+
+class WorkerMemory:
+    """Samples the peak RSS of the server's worker processes while a call runs (they exit after
+    their job, so their own high-water mark is read while they live)."""
+
+    def __init__(self, server: int | None) -> None:
+        self.server = server
+        self.peak_mb = 0.0
+
+    async def watch(self) -> None:
+        while self.server is not None:
+            for child in children_of(self.server):
+                try:
+                    self.peak_mb = max(self.peak_mb, peak_rss_mb(child) or 0.0)
+                except OSError:
+                    continue
+            await anyio.sleep(0.1)
+
+
 def server_pid() -> int | None:
     """The `python -m mcp_server` child of this process (Linux /proc)."""
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
@@ -99,10 +134,36 @@ def peak_rss_mb(pid: int | None) -> float | None:
     return None
 
 
-async def through_server(root: Path, rounds: int, trees: int) -> dict[str, Any]:
+async def call_ok(session: Any, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    result = await session.call_tool(tool, arguments)
+    if result.is_error:
+        raise RuntimeError(f"{tool} failed: {result_text(result)}")
+    return structured(result)
+
+
+async def cancel_latency(session: Any, tool: str, arguments: dict[str, Any], word: str) -> float:
+    """Start `tool` with wait false, cancel it once its progress says `word`; seconds to `cancelled`."""
+    started = await call_ok(session, tool, {**arguments, "wait": False})
+    job_id = started["job_id"]
+    while True:
+        polled = await call_ok(session, "get_training_metrics", {"job_id": job_id})
+        if word in (polled["progress"]["message"] or ""):
+            break
+        if polled["status"] not in ("queued", "running"):
+            raise RuntimeError(f"{tool} ended ({polled['status']}) before it could be cancelled")
+        await anyio.sleep(0.05)
+    asked = time.perf_counter()
+    await call_ok(session, "cancel_training_job", {"job_id": job_id, "wait_seconds": 30})
+    while (await call_ok(session, "get_training_metrics", {"job_id": job_id}))["status"] != "cancelled":
+        await anyio.sleep(0.02)
+    return time.perf_counter() - asked
+
+
+async def through_server(root: Path, rounds: int, trees: int, small_rounds: int, repeat: int) -> dict[str, Any]:
     env = {"MLOPS_STORAGE_ROOT": str(root), "LOG_LEVEL": "WARNING", "MLOPS_MAX_WAIT_SECONDS": "3600"}
     out: dict[str, Any] = {}
     async with connect(env) as session:
+        await session.list_tools()  # as a client does first: the spare worker starts now
         pid = server_pid()
         out["rss_idle_mb"] = peak_rss_mb(pid)
         # The first training call imports scikit-learn, XGBoost and skops (the direct runs import
@@ -125,25 +186,72 @@ async def through_server(root: Path, rounds: int, trees: int) -> dict[str, Any]:
             ("xgboost", "train_xgboost", xgb_params(rounds)),
             ("random_forest", "train_random_forest", rf_params(trees)),
         ):
-            started = time.perf_counter()
-            result = await session.call_tool(
-                tool,
-                {
-                    "train_data_s3_uri": "data.parquet",
-                    "target_column": "target",
-                    "model_output_s3_uri": f"models/{name}",
-                    "random_state": SEED,
-                    "hyperparameters": hyperparameters,
-                },
-            )
-            out[name] = time.perf_counter() - started
-            if result.is_error:
-                raise RuntimeError(f"{tool} failed: {result_text(result)}")
-            data = structured(result)
+            memory = WorkerMemory(pid)
+            async with anyio.create_task_group() as group:
+                group.start_soon(memory.watch)
+                await anyio.sleep(1.0)  # the spare worker is ready: time the job, not a cold start
+                started = time.perf_counter()
+                data = await call_ok(
+                    session,
+                    tool,
+                    {
+                        "train_data_s3_uri": "data.parquet",
+                        "target_column": "target",
+                        "model_output_s3_uri": f"models/{name}",
+                        "random_state": SEED,
+                        "hyperparameters": hyperparameters,
+                    },
+                )
+                out[name] = time.perf_counter() - started
+                group.cancel_scope.cancel()
             out[f"{name}_train_seconds"] = data["training_seconds"]
             out[f"{name}_timings"] = data["timings"]
             out[f"{name}_accuracy"] = data["metrics"]["train"]["accuracy"]
             out[f"rss_after_{name}_mb"] = peak_rss_mb(pid)
+            out[f"worker_rss_{name}_mb"] = memory.peak_mb
+        small = []
+        for i in range(repeat):
+            await anyio.sleep(1.0)  # let the next spare worker finish starting, as between real calls
+            started = time.perf_counter()
+            await call_ok(
+                session,
+                "train_xgboost",
+                {
+                    "train_data_s3_uri": "small-case.parquet",
+                    "target_column": "target",
+                    "model_output_s3_uri": f"models/small-{i}",
+                    "random_state": SEED,
+                    "hyperparameters": xgb_params(small_rounds),
+                },
+            )
+            small.append(time.perf_counter() - started)
+        out["small"] = statistics.median(small)
+        base = {"train_data_s3_uri": "data.parquet", "random_state": SEED}
+        out["cancel"] = {
+            "random forest (300 trees)": await cancel_latency(
+                session,
+                "train_random_forest",
+                {
+                    **base,
+                    "target_column": "target",
+                    "model_output_s3_uri": "models/c-rf",
+                    "hyperparameters": {"n_estimators": 300, "n_jobs": -1},
+                },
+                "trees",
+            ),
+            "t-SNE (5000 rows)": await cancel_latency(
+                session,
+                "train_tsne",
+                {**base, "model_output_s3_uri": "models/c-tsne", "max_rows": 5000},
+                "embedding",
+            ),
+            "DBSCAN (30000 rows)": await cancel_latency(
+                session,
+                "train_dbscan",
+                {"train_data_s3_uri": "dbscan.parquet", "model_output_s3_uri": "models/c-db", "eps": 2.0},
+                "clustering",
+            ),
+        }
     return out
 
 
@@ -153,15 +261,23 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--trees", type=int, default=20)
+    parser.add_argument("--small-rows", type=int, default=200_000)
+    parser.add_argument("--small-rounds", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mlops-bench-") as tmp:
         root = Path(tmp)
         path = root / "data.parquet"
         data_bytes = make_data(path, args.rows, args.features)
         make_data(root / "small.parquet", 1000, args.features)
+        make_data(root / "small-case.parquet", args.small_rows, args.features)
+        make_data(root / "dbscan.parquet", 30_000, args.features)
         print(f"data: {args.rows} rows x {args.features} features, {data_bytes / 1024**2:.0f} MB in memory")
         baseline = {"xgboost": direct(path, "xgboost", args.rounds), "random_forest": direct(path, "rf", args.trees)}
-        served = anyio.run(through_server, root, args.rounds, args.trees)
+        small_direct = statistics.median(
+            direct(root / "small-case.parquet", "xgboost", args.small_rounds)[0] for _ in range(args.repeat)
+        )
+        served = anyio.run(through_server, root, args.rounds, args.trees, args.small_rounds, args.repeat)
     print(f"first training calls (imports, 2 tiny fits): {served['warmup']:.2f} s")
     failed = False
     for name, label in (
@@ -179,9 +295,20 @@ def main() -> None:
         print(f"    server phases (s): {served[f'{name}_timings']}")
     print(
         f"server peak RSS: idle {served['rss_idle_mb']:.0f} MB, after XGBoost {served['rss_after_xgboost_mb']:.0f} MB, "
-        f"after random forest {served['rss_after_random_forest_mb']:.0f} MB; "
+        f"after random forest {served['rss_after_random_forest_mb']:.0f} MB; worker peak RSS: XGBoost "
+        f"{served['worker_rss_xgboost_mb']:.0f} MB, random forest {served['worker_rss_random_forest_mb']:.0f} MB; "
         f"data in memory {data_bytes / 1024**2:.0f} MB"
     )
+    fixed = served["small"] - small_direct
+    failed |= fixed > FIXED_COST_TARGET
+    print(
+        f"small case, XGBoost {args.small_rounds} rounds on {args.small_rows} rows (medians of {args.repeat}): "
+        f"server {served['small']:.2f} s, direct {small_direct:.2f} s, ratio {served['small'] / small_direct:.2f}, "
+        f"fixed cost {fixed:.2f} s (target <= {FIXED_COST_TARGET})"
+    )
+    for name, seconds in served["cancel"].items():
+        failed |= seconds > CANCEL_TARGET
+        print(f"cancel latency, {name}: {seconds:.2f} s (target <= {CANCEL_TARGET})")
     sys.exit(1 if failed else 0)
 
 
