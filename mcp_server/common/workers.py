@@ -6,9 +6,10 @@ A fit runs in a worker process, not in a thread of the server, so that
 - a crash in native code (a segfault, an OpenMP abort, the OOM killer) fails its job, not the server;
 - its memory goes back to the system: each worker runs one job and exits.
 
-One spare worker is kept started, with the common libraries already imported, so a job does not
-pay for the start-up; the first one is started after the server has answered its first
-`tools/list` (`warm_up`), so start-up stays fast. The data is read inside the worker (the task
+One spare worker is kept started, with the common libraries already imported (workers are forked
+from a fork server that imported them once), so a job does not pay for the start-up; the first
+one is started after the server has answered its first `tools/list` (`warm_up`), so start-up
+stays fast. The data is read inside the worker (the task
 carries URIs and parameters, never data).
 
 Nothing is published once a worker could be killed: before writing anything visible the worker
@@ -50,7 +51,7 @@ _log = get_logger(__name__)
 CANCEL_GRACE_SECONDS = 1.0  # a cancelled worker that has not stopped by itself after this is killed
 _POLL_SECONDS = 0.05
 _DIED: tuple[Any, ...] = ("died",)
-# Imported by the spare worker while it waits, so a job starts without paying for them.
+# Imported once by the fork server that workers are forked from, so no job pays for them.
 _PREIMPORT = ("numpy", "pandas", "pyarrow.parquet", "sklearn.ensemble", "sklearn.cluster", "skops.io")
 
 
@@ -166,13 +167,6 @@ class WorkerJob:
 def _worker_main(conn: Connection) -> None:
     # stdout belongs to the server's protocol stream: nothing in a worker may write to it.
     os.dup2(2, 1)
-    import importlib
-
-    for name in _PREIMPORT:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            continue
     try:
         message = conn.recv()
     except (EOFError, OSError):
@@ -212,7 +206,11 @@ class WorkerPool:
     """Starts worker processes, keeps one spare, and runs a task in a worker on behalf of a job."""
 
     def __init__(self) -> None:
-        self._context = multiprocessing.get_context("spawn")  # fork is unsafe in a threaded server
+        # Workers are forked from a fork server: a clean single-threaded process started once, with
+        # the common libraries imported, so a new worker costs milliseconds, not an interpreter
+        # start (forking the threaded server itself would be unsafe).
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(list(_PREIMPORT))
         self._lock = threading.Lock()
         self._spare: Future[_Worker] | None = None
         self._live: set[_Worker] = set()
