@@ -89,7 +89,7 @@ def github_client(ctx: ToolContext) -> Github:
     if not token:
         raise ConfigError(
             "no GitHub token is configured",
-            hint=f"store it in Secrets Manager as {ctx.config.secrets_prefix}{TOKEN_SECRET} or set {TOKEN_ENV}",
+            hint=f"Store it in Secrets Manager as {ctx.config.secrets_prefix}{TOKEN_SECRET} or set {TOKEN_ENV}",
         )
     api_url = ctx.config.github_api_url
     # The token only names the cache entry through its hash: a rotated token gets a new client.
@@ -201,12 +201,12 @@ def github_errors(what: str, *, scope: str, not_found: str, write: bool = False)
     except BadCredentialsException:
         raise AccessDeniedError(
             f"could not {what}: GitHub rejected the token (401 Bad credentials)",
-            hint=f"store a valid token in Secrets Manager (<prefix>{TOKEN_SECRET}) or {TOKEN_ENV}",
+            hint=f"Store a valid token in Secrets Manager (<prefix>{TOKEN_SECRET}) or {TOKEN_ENV}",
         ) from None
     except UnknownObjectException:
         raise NotFoundError(
-            f"could not {what}: {not_found} (or the token cannot see it)",
-            hint="check the name and number, and that the token has access to the repository",
+            f"{not_found} (or the token cannot see it)",
+            hint="Check the name and number, and that the token has access to the repository",
         ) from None
     except GithubException as exc:
         status = exc.status
@@ -217,10 +217,10 @@ def github_errors(what: str, *, scope: str, not_found: str, write: bool = False)
             needed = f"{scope} (GitHub says: {accepted})" if accepted else scope
             raise AccessDeniedError(
                 f"could not {what}: the token lacks permission (403 {_message(exc) or 'Forbidden'})",
-                hint=f"give the token {needed}",
+                hint=f"Give the token {needed}",
             ) from None
         if status == 404:
-            raise NotFoundError(f"could not {what}: {not_found} (or the token cannot see it)") from None
+            raise NotFoundError(f"{not_found} (or the token cannot see it)") from None
         if status == 409:
             raise ConflictError(f"could not {what}: GitHub reports a conflict ({_message(exc)})") from None
         if status == 422:
@@ -238,7 +238,7 @@ def github_errors(what: str, *, scope: str, not_found: str, write: bool = False)
         log_event(_log, 30, "github request failed", error=type(exc).__name__)
         raise GitHubUnavailableError(
             f"could not {what}: GitHub did not answer ({type(exc).__name__})",
-            hint="check GITHUB_API_URL and the network; try again later",
+            hint="Check GITHUB_API_URL and the network; try again later",
         ) from None
 
 

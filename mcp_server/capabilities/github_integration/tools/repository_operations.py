@@ -36,7 +36,7 @@ def get_file(ctx: ToolContext, params: GetFileInput) -> ToolOutput:
         kwargs: dict[str, Any] = {"ref": params.ref} if params.ref else {}
         found = repository(ctx, repo).get_contents(path, **kwargs)
     if isinstance(found, list):
-        raise InvalidInputError(f"{path} is a directory", field="path", hint="give the path of a file in it")
+        raise InvalidInputError(f"{path} is a directory", field="path", hint="Give the path of a file in it")
     if found.type != "file":
         raise InvalidInputError(f"{path} is a {found.type}, not a file", field="path")
     if found.encoding != "base64" or (found.size and not found.content):
@@ -50,7 +50,7 @@ def get_file(ctx: ToolContext, params: GetFileInput) -> ToolOutput:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadFormatError(
-            f"{path} is a binary file; get_file returns text only", field="path", hint="fetch binaries with git"
+            f"{path} is a binary file; get_file returns text only", field="path", hint="Fetch binaries with git"
         ) from None
     truncated = len(text) > MAX_CONTENT_CHARS
     data = GetFileOutput(
@@ -65,7 +65,7 @@ def get_file(ctx: ToolContext, params: GetFileInput) -> ToolOutput:
 
 def _sha_conflict(params: CreateOrUpdateFileInput, message: str) -> ConflictError:
     branch = f" on {params.branch}" if params.branch else ""
-    hint = f"call get_file for {params.path}{branch} (ref: {params.branch or 'the default branch'}) and pass its sha"
+    hint = f"Call get_file for {params.path}{branch} (ref: {params.branch or 'the default branch'}) and pass its sha"
     if params.sha:
         return ConflictError(
             f"{params.path} changed since sha {params.sha[:7]}{branch} ({message})", field="sha", hint=hint
@@ -131,7 +131,7 @@ def create_branch(ctx: ToolContext, params: CreateBranchInput) -> ToolOutput:
         except GithubException as exc:
             if exc.status == 422 and "already exists" in str(exc.data).lower():
                 raise ConflictError(
-                    f"branch {params.branch!r} already exists in {repo}", field="branch", hint="choose another name"
+                    f"branch {params.branch!r} already exists in {repo}", field="branch", hint="Choose another name"
                 ) from None
             raise
         data = CreateBranchOutput(ref=ref.ref, sha=ref.object.sha)

@@ -53,7 +53,7 @@ def _check_signature(ctx: ToolContext, body: bytes, signature: str) -> tuple[boo
     if not secret:
         raise ConfigError(
             "no webhook secret is configured",
-            hint=f"store it in Secrets Manager as {ctx.config.secrets_prefix}{SECRET_NAME} or set {SECRET_ENV}",
+            hint=f"Store it in Secrets Manager as {ctx.config.secrets_prefix}{SECRET_NAME} or set {SECRET_ENV}",
         )
     if not signature.startswith("sha256="):
         return False, "the signature must be the X-Hub-Signature-256 header: sha256=<hex>"
