@@ -50,6 +50,7 @@ class Failure:
     times: int
     body: dict[str, Any]
     headers: dict[str, str]
+    after_success: bool  # do the work, then answer with the failure (a write whose answer was lost)
 
 
 @dataclass
@@ -164,13 +165,15 @@ class LoopbackGitHub:
         times: int = 1,
         message: str | None = None,
         headers: dict[str, str] | None = None,
+        after_success: bool = False,
         **extra: Any,
     ) -> None:
-        """Answer the next `times` matching requests (method, path regex) with `status`."""
+        """Answer the next `times` matching requests (method, path regex) with `status`; with
+        `after_success`, the request is carried out first (GitHub did it, the answer was an error)."""
         body = {"message": message or _REASONS.get(status, "Error"), **extra}
         with self._lock:
             self._failures.append(
-                Failure(status, method, re.compile(path) if path else None, times, body, headers or {})
+                Failure(status, method, re.compile(path) if path else None, times, body, headers or {}, after_success)
             )
 
     def primary_rate_limit(self, reset_in: int = 3600, **match: Any) -> int:
@@ -288,7 +291,14 @@ class LoopbackGitHub:
                 matches = failure.method in (None, method) and (failure.path is None or failure.path.search(path))
                 if failure.times > 0 and matches:
                     failure.times -= 1
+                    if failure.after_success:
+                        self._serve(method, path, query, headers, raw)
                     return failure.status, failure.body, failure.headers
+            return self._serve(method, path, query, headers, raw)
+
+    def _serve(
+        self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], raw: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
         if not path.startswith(PREFIX + "/"):
             return 404, {"message": "Not Found"}, {}
         auth = headers.get("authorization", "")
@@ -300,8 +310,7 @@ class LoopbackGitHub:
         except ValueError:
             return 400, {"message": "Problems parsing JSON"}, {}
         try:
-            with self._lock:
-                return self._route(method, path[len(PREFIX) :], query, body, read_only=given != self.token)
+            return self._route(method, path[len(PREFIX) :], query, body, read_only=given != self.token)
         except GitHubError as exc:
             return exc.status, exc.body, {}
 
