@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, model_validator
 from pydantic_core import PydanticCustomError
 
 from mcp_server.capabilities.base import ToolInput, ToolResultModel
@@ -275,7 +275,7 @@ class VerifyWebhookSignatureOutput(ToolResultModel):
 class HandleWebhookEventInput(VerifyWebhookSignatureInput):
     event: str = Field(min_length=1, max_length=100, pattern=r"^[a-z_]+$", description="the X-GitHub-Event header")
     delivery_id: str = Field(
-        min_length=1, max_length=100, pattern=r"^[A-Za-z0-9-]+$", description="the X-GitHub-Delivery header"
+        min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$", description="the X-GitHub-Delivery header"
     )
 
 
@@ -353,7 +353,7 @@ class TrainingConfig(BaseModel):
     algorithm: Algorithm | None = None
     algorithms: Annotated[list[Algorithm], Field(min_length=1, max_length=10)] | None = None
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
-    thresholds: Annotated[dict[str, StrictFloat | StrictInt], AfterValidator(_thresholds)] = Field(default_factory=dict)
+    thresholds: Annotated[dict[str, StrictFloat], AfterValidator(_thresholds)] = Field(default_factory=dict)
     model_name: Annotated[str, AfterValidator(_checked(model_name_problem, "model_name"))] | None = None
     environment: Annotated[str, Field(max_length=128), AfterValidator(_environment)] | None = None
     notify: Annotated[list[Channel], Field(max_length=4)] = Field(default_factory=list)
