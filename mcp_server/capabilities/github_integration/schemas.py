@@ -87,10 +87,10 @@ class IssueOutput(ToolResultModel):
 
 class CreateIssueInput(VerbatimInput):
     repository: Repository
-    title: str = Field(min_length=1, max_length=256)
-    body: str | None = Field(None, max_length=65536)
-    labels: Labels | None = None
-    assignees: Annotated[list[Login], Field(max_length=10)] | None = None
+    title: str = Field(min_length=1, max_length=256, description="issue title")
+    body: str | None = Field(None, max_length=65536, description="Markdown body")
+    labels: Labels | None = Field(None, description="label names")
+    assignees: Annotated[list[Login], Field(max_length=10)] | None = Field(None, description="logins to assign")
 
 
 class CreateIssueOutput(ToolResultModel):
@@ -103,9 +103,9 @@ class CreateIssueOutput(ToolResultModel):
 class UpdateIssueInput(VerbatimInput):
     repository: Repository
     issue_number: IssueNumber
-    title: str | None = Field(None, min_length=1, max_length=256)
-    body: str | None = Field(None, max_length=65536)
-    state: Literal["open", "closed"] | None = None
+    title: str | None = Field(None, min_length=1, max_length=256, description="new title")
+    body: str | None = Field(None, max_length=65536, description="new body")
+    state: Literal["open", "closed"] | None = Field(None, description="open or closed")
     labels: Labels | None = Field(None, description="replaces all labels of the issue")
 
     @model_validator(mode="after")
@@ -126,7 +126,7 @@ class UpdateIssueOutput(ToolResultModel):
 class AddIssueCommentInput(VerbatimInput):
     repository: Repository
     issue_number: IssueNumber
-    body: str = Field(min_length=1, max_length=65536)
+    body: str = Field(min_length=1, max_length=65536, description="Markdown comment")
 
 
 class AddIssueCommentOutput(ToolResultModel):
@@ -137,7 +137,7 @@ class AddIssueCommentOutput(ToolResultModel):
 class ListIssueCommentsInput(ToolInput):
     repository: Repository
     issue_number: IssueNumber
-    per_page: int = Field(30, ge=1, le=100)
+    per_page: int = Field(30, ge=1, le=100, description="comments per page")
     cursor: str | None = Field(None, max_length=200, description="next_cursor of the previous page")
 
 
@@ -159,13 +159,13 @@ class ListIssueCommentsOutput(ToolResultModel):
 class AddLabelsInput(ToolInput):
     repository: Repository
     issue_number: IssueNumber
-    labels: Annotated[list[Label], Field(min_length=1, max_length=100)]
+    labels: Annotated[list[Label], Field(min_length=1, max_length=100)] = Field(description="label names to add")
 
 
 class RemoveLabelInput(ToolInput):
     repository: Repository
     issue_number: IssueNumber
-    label: Label
+    label: Label = Field(description="the label name")
 
 
 class IssueLabelsOutput(ToolResultModel):
@@ -224,7 +224,7 @@ class CreateOrUpdateFileOutput(ToolResultModel):
 
 class CreateBranchInput(ToolInput):
     repository: Repository
-    branch: Branch
+    branch: Branch = Field(description="the new branch's name")
     from_branch: Branch | None = Field(None, description="default: the repository's default branch")
 
 
@@ -235,13 +235,13 @@ class CreateBranchOutput(ToolResultModel):
 
 class CreatePullRequestInput(VerbatimInput):
     repository: Repository
-    title: str = Field(min_length=1, max_length=256)
+    title: str = Field(min_length=1, max_length=256, description="pull request title")
     head: Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_checked(_head_problem, "head"))] = Field(
         description="branch with the changes (owner:branch for a fork)"
     )
     base: Branch = Field(description="branch to merge into")
-    body: str | None = Field(None, max_length=65536)
-    draft: bool = False
+    body: str | None = Field(None, max_length=65536, description="Markdown description")
+    draft: bool = Field(False, description="open as a draft")
 
 
 class CreatePullRequestOutput(ToolResultModel):
@@ -406,8 +406,8 @@ MAX_BODY = 65536  # GitHub's own limit for an issue body
 
 class ParseIssueConfigInput(VerbatimInput):
     body: str | None = Field(None, max_length=MAX_BODY, description="an issue body; or give repository + issue_number")
-    repository: Repository | None = None
-    issue_number: IssueNumber | None = None
+    repository: Repository | None = Field(None, description="owner/name of the issue to read")
+    issue_number: IssueNumber | None = Field(None, description="the issue to read")
 
     @model_validator(mode="after")
     def _one_source(self) -> ParseIssueConfigInput:
