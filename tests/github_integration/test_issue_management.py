@@ -117,3 +117,38 @@ async def test_forged_cursor_is_refused(gh_router: ToolRouter, github: LoopbackG
     number = github.add_issue(REPO)
     message = await call_error(gh_router, "list_issue_comments", repository=REPO, issue_number=number, cursor=cursor)
     assert "cursor" in message and "next_cursor" in message
+
+
+async def test_long_comments_are_paged_by_size_without_losing_any(
+    gh_router: ToolRouter, github: LoopbackGitHub
+) -> None:
+    number = github.add_issue(REPO)
+    github.add_comments(REPO, number, 6)
+    stored = github.repos[REPO].comments[number]
+    for i, comment in enumerate(stored):
+        comment["body"] = f"{i}:" + "x" * 25_000
+    stored[5]["body"] = "huge" + "y" * 100_000
+    seen: list[int] = []
+    cursor = None
+    while True:
+        page = await call(
+            gh_router,
+            "list_issue_comments",
+            repository=REPO,
+            issue_number=number,
+            per_page=100,
+            **({"cursor": cursor} if cursor else {}),
+        )
+        assert sum(len(c["body"]) for c in page["comments"]) <= 60_000
+        seen += [c["id"] for c in page["comments"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [c["id"] for c in stored]
+    assert page["comments"][-1]["truncated"] is True and page["comments"][-1]["body"].startswith("huge")
+
+
+async def test_rate_limit_answered_with_429_is_a_clear_error(gh_router: ToolRouter, github: LoopbackGitHub) -> None:
+    github.fail(429, method="POST", message="Too many requests", headers={"Retry-After": "30"})
+    message = await call_error(gh_router, "create_issue", repository=REPO, title="x")
+    assert "rate limit" in message and "30" in message

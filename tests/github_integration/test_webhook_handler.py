@@ -206,3 +206,18 @@ async def test_delivery_id_cannot_name_another_storage_path(gh_router: ToolRoute
         gh_router, "handle_webhook_event", event="issues", delivery_id=delivery, payload="{}", signature=sign("{}")
     )
     assert "delivery_id" in message
+
+
+async def test_deliveries_are_recorded_create_only_in_the_bucket(
+    aws: Any, github: Any, storage_root: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import BUCKET, make_router
+    from tests.github_integration.conftest import github_config
+
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    router = make_router(github_config(github, storage_root, MLOPS_S3_BUCKET=BUCKET))
+    payload = issue_payload()
+    assert (await deliver(router, "issues", payload, "s3-1"))["accepted"] is True
+    stored = json.loads(aws.get_object(Bucket=BUCKET, Key="github/deliveries/s3-1.json")["Body"].read())
+    assert stored["payload_sha256"] == hashlib.sha256(payload.encode()).hexdigest()
+    assert (await deliver(router, "issues", payload, "s3-1"))["duplicate"] is True

@@ -210,6 +210,8 @@ def github_errors(what: str, *, scope: str, not_found: str, write: bool = False)
         ) from None
     except GithubException as exc:
         status = exc.status
+        if status == 429:  # GitHub documents 429 as well as 403 for rate limits
+            raise GitHubUnavailableError(f"could not {what}: GitHub's rate limit was hit; {_reset_text(exc)}") from None
         if status == 401:
             raise AccessDeniedError(f"could not {what}: GitHub rejected the token (401)") from None
         if status == 403:

@@ -147,6 +147,7 @@ class Comment(ToolResultModel):
     body: str
     created_at: str | None
     author_association: str | None
+    truncated: bool = Field(False, description="true when only the start of a very long body is shown")
 
 
 class ListIssueCommentsOutput(ToolResultModel):
