@@ -221,3 +221,14 @@ async def test_deliveries_are_recorded_create_only_in_the_bucket(
     stored = json.loads(aws.get_object(Bucket=BUCKET, Key="github/deliveries/s3-1.json")["Body"].read())
     assert stored["payload_sha256"] == hashlib.sha256(payload.encode()).hexdigest()
     assert (await deliver(router, "issues", payload, "s3-1"))["duplicate"] is True
+
+
+async def test_concurrent_deliveries_of_one_id_accept_exactly_one(gh_router: ToolRouter) -> None:
+    import asyncio
+
+    payload = issue_payload()
+    arguments = {"event": "issues", "delivery_id": "race-1", "payload": payload, "signature": sign(payload)}
+    results = await asyncio.gather(*(gh_router.call("handle_webhook_event", arguments) for _ in range(8)))
+    outcomes = [(r.structured_content or {}).get("accepted") for r in results]
+    assert outcomes.count(True) == 1 and outcomes.count(False) == 7
+    assert all((r.structured_content or {}).get("duplicate") for r in results if not r.structured_content["accepted"])
