@@ -136,7 +136,11 @@ class Config:
                 )
             capabilities = tuple(c for c in CAPABILITY_NAMES if c in wanted)
         cpus = os.cpu_count() or 2
-        trigger_label = (env.get("MLOPS_GITHUB_TRIGGER_LABEL") or "mlops:train").strip()  # github_integration
+        # github_integration (the API URL's host is checked against the outbound policy when used)
+        github_api_url = (env.get("GITHUB_API_URL") or "https://api.github.com").strip().rstrip("/")
+        if not _ENDPOINT.match(github_api_url):
+            raise ConfigError(f"GITHUB_API_URL={github_api_url!r} is not an http(s) URL; use e.g. https://HOST/api/v3")
+        trigger_label = (env.get("MLOPS_GITHUB_TRIGGER_LABEL") or "mlops:train").strip()
         if len(trigger_label) > 50:
             raise ConfigError("MLOPS_GITHUB_TRIGGER_LABEL is longer than GitHub's 50-character label limit")
         config = cls(
@@ -154,7 +158,7 @@ class Config:
             max_dataset_bytes=_int(env, "MLOPS_MAX_DATASET_MB", 2048, 1, 1024 * 1024) * 1024**2,
             outbound_allow=parse_allow_entries(env.get("MLOPS_OUTBOUND_ALLOW", "")),
             # --- github_integration
-            github_api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").strip().rstrip("/"),
+            github_api_url=github_api_url,
             github_trigger_label=trigger_label,
             github_seconds_between_requests=_seconds(env, "MLOPS_GITHUB_SECONDS_BETWEEN_REQUESTS", 0.25, 60),
             github_seconds_between_writes=_seconds(env, "MLOPS_GITHUB_SECONDS_BETWEEN_WRITES", 1.0, 60),

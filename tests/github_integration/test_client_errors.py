@@ -46,6 +46,20 @@ async def test_missing_permission_names_the_scope(
     assert "Contents: write" in message and "contents=write" in message
 
 
+async def test_forbidden_read_names_the_permission_github_asks_for(
+    gh_router: ToolRouter, github: LoopbackGitHub
+) -> None:
+    github.fail(
+        403,
+        method="GET",
+        message="Resource not accessible by personal access token",
+        headers={"X-Accepted-GitHub-Permissions": "issues=read"},
+    )
+    message = await call_error(gh_router, "get_issue", repository=REPO, issue_number=1)
+    assert "Issues: read" in message and "issues=read" in message
+    assert github.count("GET") == 1  # a 403 that is not a rate limit is not retried
+
+
 async def test_primary_rate_limit_is_an_error_naming_the_reset_time(
     gh_router: ToolRouter, github: LoopbackGitHub
 ) -> None:

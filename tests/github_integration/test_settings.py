@@ -35,6 +35,8 @@ def test_github_settings_are_parsed() -> None:
         ({"MLOPS_GITHUB_SECONDS_BETWEEN_WRITES": "soon"}, "not a number of seconds"),
         ({"MLOPS_GITHUB_SECONDS_BETWEEN_REQUESTS": "-1"}, "out of range"),
         ({"MLOPS_GITHUB_TRIGGER_LABEL": "x" * 51}, "50-character"),
+        ({"GITHUB_API_URL": "ftp://github.example.com"}, "not an http"),
+        ({"GITHUB_API_URL": "api.github.com"}, "not an http"),
     ],
 )
 def test_bad_github_settings_stop_start_up_with_one_line(env: dict[str, str], words: str) -> None:
