@@ -261,3 +261,12 @@ async def test_token_never_appears_in_results_or_logs(
     for text in [*texts, logged, caplog.text]:
         assert github.token not in text
         assert github.token[4:] not in text
+
+
+async def test_unavailable_with_long_retry_after_is_not_called_a_rate_limit(
+    gh_router: ToolRouter, github: LoopbackGitHub
+) -> None:
+    github.fail(503, method="GET", headers={"Retry-After": "600"})
+    message = await call_error(gh_router, "get_issue", repository=REPO, issue_number=1)
+    assert "GitHub is unavailable (503)" in message and "600" in message
+    assert github.count("GET") == 1

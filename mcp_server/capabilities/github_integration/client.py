@@ -107,8 +107,8 @@ def _build(ctx: ToolContext, api_url: str, token: str) -> Github:
     from github import Auth, Github
 
     # GITHUB_API_URL is an operator setting, checked once here against the outbound policy; PyGithub
-    # then makes its own connections (through requests) to that host only. It follows no redirect to
-    # another host (it refuses them), so the check holds for every request of this client.
+    # then makes its own connections (through requests) to that host. The calls these tools make
+    # follow no redirect to another host (PyGithub refuses a 301 that changes host or scheme).
     check_url(api_url, ctx.config.outbound_allow, trusted_bases=(api_url,), field="GITHUB_API_URL")
     # PyGithub's DEBUG lines carry whole response bodies (issue text, file contents): keep them out.
     logging.getLogger("github").setLevel(max(logging.INFO, logging.getLogger("github").level))
@@ -195,9 +195,13 @@ def github_errors(what: str, *, scope: str, not_found: str, write: bool = False)
     try:
         yield
     except (RateLimitExceededException, RateLimitExceededExceedsMaxWait) as exc:
-        primary = _header(exc, "X-RateLimit-Remaining") == "0"
-        kind = "API rate limit is exhausted" if primary else "secondary rate limit was hit"
-        raise GitHubUnavailableError(f"could not {what}: GitHub's {kind}; {_reset_text(exc)}") from None
+        if _header(exc, "X-RateLimit-Remaining") == "0":
+            kind = "GitHub's API rate limit is exhausted"
+        elif exc.status in (403, 429):
+            kind = "GitHub's secondary rate limit was hit"
+        else:  # a 503 whose Retry-After is longer than we wait
+            kind = f"GitHub is unavailable ({exc.status})"
+        raise GitHubUnavailableError(f"could not {what}: {kind}; {_reset_text(exc)}") from None
     except BadCredentialsException:
         raise AccessDeniedError(
             f"could not {what}: GitHub rejected the token (401 Bad credentials)",
