@@ -205,3 +205,19 @@ async def test_config_from_a_repository_issue(gh_router: ToolRouter, github: Loo
 async def test_body_and_issue_together_are_refused(gh_router: ToolRouter) -> None:
     message = await call_error(gh_router, "parse_issue_config", body="x", repository=REPO, issue_number=1)
     assert "give body, or repository and issue_number" in message
+
+
+async def test_issue_form_with_a_yaml_rendered_section(gh_router: ToolRouter) -> None:
+    body = (
+        "### Dataset S3 URI\n\ndatasets/iris.csv\n\n### Algorithm\n\nkmeans\n\n"
+        "### Hyperparameters\n\n```yaml\nn_clusters: 3\n```\n"
+    )
+    result = await parse(gh_router, body)
+    assert result["valid"] is True, result["errors"]
+    assert (result["source"], result["config"]["hyperparameters"]) == ("issue_form", {"n_clusters": 3})
+
+
+async def test_yaml_block_under_an_unrelated_heading(gh_router: ToolRouter) -> None:
+    body = "### Training request\n\nSee below.\n\n```yaml\nalgorithm: pca\ndataset_s3_uri: d.csv\n```\n"
+    result = await parse(gh_router, body)
+    assert (result["valid"], result["source"]) == (True, "yaml")

@@ -73,7 +73,8 @@ def _fenced(body: str) -> tuple[str, Any] | None:
     """The first yaml/json block (or an unlabelled block that holds an algorithm), parsed."""
     blocks = [(m.group("lang").lower(), m.group("text")) for m in _FENCE.finditer(body)]
     labelled = [(lang, text) for lang, text in blocks if lang in ("yaml", "yml", "json")]
-    for lang, text in labelled[:1]:
+    if labelled:
+        lang, text = labelled[0]
         return ("json" if lang == "json" else "yaml"), _load_block(lang, text)
     for _, text in blocks:
         try:
@@ -103,9 +104,13 @@ def _form_value(name: str, text: str) -> Any:
     else:
         values = text.strip("`").strip()
     if name in _WORD_FIELDS:
-        normalise = lambda v: re.sub(r"[\s-]+", "_", v.strip().lower())  # noqa: E731
-        values = [normalise(v) for v in values] if isinstance(values, list) else normalise(values)
+        values = [_word(v) for v in values] if isinstance(values, list) else _word(values)
     return values
+
+
+def _word(value: str) -> str:
+    """A dropdown choice as a name: "Random Forest" -> random_forest."""
+    return re.sub(r"[\s-]+", "_", value.strip().lower())
 
 
 def _issue_form(body: str) -> dict[str, Any] | None:
@@ -145,8 +150,10 @@ def parse_body(ctx: ToolContext, body: str) -> ParsedConfig:
     if len(body) > MAX_BODY:
         raise InvalidInputError(f"the body is {len(body)} characters; at most {MAX_BODY} are read", field="body")
     try:
-        found = _fenced(body)
-        source, raw = found if found else ("issue_form", _issue_form(body))
+        # Issue-form sections first: a form's textarea may itself be a fenced block (hyperparameters).
+        form = _issue_form(body)
+        found = ("issue_form", form) if form is not None else _fenced(body)
+        source, raw = found if found else (None, None)
     except (yaml.YAMLError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
         where = getattr(exc, "problem_mark", None) or ""
         return ParsedConfig(False, None, [ConfigProblem(field="body", message=f"cannot parse the block: {exc}{where}")])
