@@ -174,7 +174,7 @@ async def test_dataset_uri_that_storage_refuses_is_an_error(gh_router: ToolRoute
 async def test_yaml_python_tags_are_not_constructed(gh_router: ToolRouter) -> None:
     body = "```yaml\nalgorithm: !!python/object/apply:os.system ['touch /tmp/pwned']\n```"
     result = await parse(gh_router, body)
-    assert result["valid"] is False and problems(result)["body"].startswith("cannot parse")
+    assert result["valid"] is False and problems(result)["body"].startswith("cannot parse the config")
 
 
 async def test_yaml_alias_bomb_is_refused(gh_router: ToolRouter) -> None:
@@ -221,3 +221,9 @@ async def test_yaml_block_under_an_unrelated_heading(gh_router: ToolRouter) -> N
     body = "### Training request\n\nSee below.\n\n```yaml\nalgorithm: pca\ndataset_s3_uri: d.csv\n```\n"
     result = await parse(gh_router, body)
     assert (result["valid"], result["source"]) == (True, "yaml")
+
+
+async def test_unparsable_issue_form_section_is_named(gh_router: ToolRouter) -> None:
+    body = "### Algorithm\n\nkmeans\n\n### Thresholds\n\naccuracy: [0.9\n"
+    result = await parse(gh_router, body)
+    assert result["valid"] is False and "### Thresholds" in problems(result)["body"]

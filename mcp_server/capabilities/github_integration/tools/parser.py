@@ -123,7 +123,10 @@ def _issue_form(body: str) -> dict[str, Any] | None:
         text = body[match.end() : end].strip()
         if name is None or not text or text == _NO_RESPONSE:
             continue
-        found[name] = _form_value(name, text)
+        try:
+            found[name] = _form_value(name, text)
+        except (yaml.YAMLError, ValueError) as exc:
+            raise ValueError(f"section '### {match.group('title')}': {exc}") from None
     return found or None
 
 
@@ -155,8 +158,8 @@ def parse_body(ctx: ToolContext, body: str) -> ParsedConfig:
         found = ("issue_form", form) if form is not None else _fenced(body)
         source, raw = found if found else (None, None)
     except (yaml.YAMLError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
-        where = getattr(exc, "problem_mark", None) or ""
-        return ParsedConfig(False, None, [ConfigProblem(field="body", message=f"cannot parse the block: {exc}{where}")])
+        problem = ConfigProblem(field="body", message=f"cannot parse the config: {str(exc)[:300]}")
+        return ParsedConfig(False, None, [problem])
     if raw is None:
         return ParsedConfig(
             False,
