@@ -276,7 +276,9 @@ class LoopbackGitHub:
             "git_url": None,
             "download_url": None,
         }
-        if with_content:
+        if with_content and len(data) > 1024 * 1024:  # GitHub leaves out files over 1 MB
+            out["encoding"], out["content"] = "none", ""
+        elif with_content:
             out["encoding"] = "base64"
             out["content"] = base64.encodebytes(data).decode()  # GitHub wraps the base64 in lines
         return out

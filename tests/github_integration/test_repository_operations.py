@@ -163,3 +163,15 @@ async def test_create_pull_request_and_duplicate(gh_router: ToolRouter, github: 
 async def test_pull_request_from_missing_branch_names_the_field(gh_router: ToolRouter) -> None:
     message = await call_error(gh_router, "create_pull_request", repository=REPO, title="x", head="ghost", base="main")
     assert "head" in message and "invalid" in message
+
+
+async def test_file_over_one_megabyte_is_refused_clearly(gh_router: ToolRouter, github: LoopbackGitHub) -> None:
+    github.repos[REPO].files[("main", "data.csv")] = b"a,b\n" * 300_000
+    message = await call_error(gh_router, "get_file", repository=REPO, path="data.csv")
+    assert "1200000 bytes" in message and "1 MB" in message
+
+
+async def test_long_text_file_is_truncated_and_says_so(gh_router: ToolRouter, github: LoopbackGitHub) -> None:
+    github.repos[REPO].files[("main", "notes.md")] = ("é" * 100_000).encode()
+    got = await call(gh_router, "get_file", repository=REPO, path="notes.md")
+    assert got["truncated"] is True and len(got["content"]) == 60_000 and got["size"] == 200_000
