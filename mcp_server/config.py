@@ -100,6 +100,19 @@ def _notification_settings(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
+    if not 0 <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range; use 0..{high:g}")
+    return value
+
+
 @dataclass(frozen=True)
 class Config:
     s3_bucket: str | None = None
@@ -126,6 +139,13 @@ class Config:
     smtp_port: int = 587
     smtp_username: str | None = None
     smtp_security: str = "starttls"  # starttls, ssl or none
+    # --- github_integration: API base URL (checked by common/outbound.py when the client is built),
+    # the label that turns an issue into a training request, and PyGithub's request pacing (GitHub
+    # asks for about 1 s between content-creating requests; tests set both to 0).
+    github_api_url: str = "https://api.github.com"
+    github_trigger_label: str = "mlops:train"
+    github_seconds_between_requests: float = 0.25
+    github_seconds_between_writes: float = 1.0
 
     @property
     def default_location(self) -> str:
@@ -165,6 +185,13 @@ class Config:
                 )
             capabilities = tuple(c for c in CAPABILITY_NAMES if c in wanted)
         cpus = os.cpu_count() or 2
+        # github_integration (the API URL's host is checked against the outbound policy when used)
+        github_api_url = (env.get("GITHUB_API_URL") or "https://api.github.com").strip().rstrip("/")
+        if not _ENDPOINT.match(github_api_url):
+            raise ConfigError(f"GITHUB_API_URL={github_api_url!r} is not an http(s) URL; use e.g. https://HOST/api/v3")
+        trigger_label = (env.get("MLOPS_GITHUB_TRIGGER_LABEL") or "mlops:train").strip()
+        if len(trigger_label) > 50:
+            raise ConfigError("MLOPS_GITHUB_TRIGGER_LABEL is longer than GitHub's 50-character label limit")
         config = cls(
             s3_bucket=bucket,
             aws_region=region,
@@ -180,5 +207,10 @@ class Config:
             max_dataset_bytes=_int(env, "MLOPS_MAX_DATASET_MB", 2048, 1, 1024 * 1024) * 1024**2,
             outbound_allow=parse_allow_entries(env.get("MLOPS_OUTBOUND_ALLOW", "")),
             **_notification_settings(env),
+            # --- github_integration
+            github_api_url=github_api_url,
+            github_trigger_label=trigger_label,
+            github_seconds_between_requests=_seconds(env, "MLOPS_GITHUB_SECONDS_BETWEEN_REQUESTS", 0.25, 60),
+            github_seconds_between_writes=_seconds(env, "MLOPS_GITHUB_SECONDS_BETWEEN_WRITES", 1.0, 60),
         )
         return replace(config, **overrides) if overrides else config  # type: ignore[arg-type]

@@ -32,3 +32,19 @@ def test_layering_check_sees_imports_inside_functions(tmp_path: Path) -> None:
     sample = tmp_path / "x.py"
     sample.write_text("def f():\n    from mcp_server.capabilities import base\n")
     assert "mcp_server.capabilities.base" in imported_modules(sample)
+
+
+def test_capabilities_never_import_each_others_code() -> None:
+    capabilities = COMMON.parent / "capabilities"
+    crossing = {}
+    for package in sorted(p for p in capabilities.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        own = f"mcp_server.capabilities.{package.name}"
+        for path in sorted(package.rglob("*.py")):
+            others = sorted(
+                m
+                for m in imported_modules(path)
+                if m.startswith("mcp_server.capabilities.") and not m.startswith((own, "mcp_server.capabilities.base"))
+            )
+            if others:
+                crossing[str(path.relative_to(capabilities))] = others
+    assert crossing == {}

@@ -24,6 +24,7 @@ class Services:
         self._jobs: JobRunner | None = None
         self.outbound_client: OutboundClient | None = None  # see `outbound`
         self._aws: dict[str, Any] = {}
+        self.github_clients: dict[str, Any] = {}  # PyGithub clients by API URL and token hash (github_integration)
         self._lock = threading.Lock()
 
     @property

@@ -8,7 +8,7 @@ from pydantic import AfterValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from mcp_server.capabilities.base import ToolInput, ToolResultModel
-from mcp_server.capabilities.model_registry.store import model_name_problem
+from mcp_server.common.model_names import model_name_problem
 
 Status = Literal["none", "staging", "production", "archived"]
 

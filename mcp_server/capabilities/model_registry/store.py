@@ -35,6 +35,7 @@ from typing import Any
 from mcp_server.common.bundles import now_iso
 from mcp_server.common.exceptions import BadFormatError, ConflictError, InvalidInputError, NotFoundError
 from mcp_server.common.logger import get_logger
+from mcp_server.common.model_names import model_name_problem
 from mcp_server.common.s3_utils import Location, S3Utils, json_bytes, parse_json, wait_backoff
 
 _log = get_logger(__name__)
@@ -53,8 +54,6 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 DEMOTION_TARGETS = ("archived", "staging")
 
-NAME_RULE = "use 1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
 _TAG_KEY = re.compile(r"^[A-Za-z0-9_.:/\-]{1,128}$")
 _MAX_TAGS = 50
@@ -67,13 +66,6 @@ _SNAPSHOT_TRIES = 20
 
 
 # ---------------------------------------------------------------------------- validation
-def model_name_problem(name: str) -> str | None:
-    """Why `name` is not a valid model name, or None (shared with the tools' input models)."""
-    if not _NAME.fullmatch(name) or ".." in name:
-        return f"{name!r} is not a valid model name: {NAME_RULE}"
-    return None
-
-
 def validate_model_name(name: str, field: str = "model_name") -> str:
     problem = model_name_problem(name) if isinstance(name, str) else "a model name must be a string"
     if problem:
