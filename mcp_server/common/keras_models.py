@@ -1,4 +1,5 @@
-"""Keras 3 (TensorFlow backend) multilayer perceptron: training, prediction, safe save/load.
+"""Keras 3 (TensorFlow backend) multilayer perceptron: prediction and safe save/load (building and
+training are in `capabilities/ml_training/nets/keras_fit.py`).
 
 Bundles hold `model.keras` (Keras' own zip of JSON config + HDF5 weights), loaded with
 `safe_mode=True` and without custom objects, plus `architecture.json` for the wrapper's
@@ -14,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +22,7 @@ import numpy as np
 
 from mcp_server.common import bundles
 from mcp_server.common.exceptions import BadFormatError, ConfigError, InvalidInputError
-from mcp_server.common.mlp_common import (
-    CheckCancelled,
-    MLPClassifierModel,
-    MLPModel,
-    OnEpoch,
-    check_architecture,
-    prepare_fit,
-    run_epochs,
-    seeds,
-)
+from mcp_server.common.mlp import MLPClassifierModel, MLPModel, check_architecture
 from mcp_server.common.s3_utils import json_bytes, parse_json
 
 FRAMEWORK = "keras"
@@ -40,7 +31,7 @@ ARCHITECTURE_FILE = "architecture.json"
 _ALLOWED_LAYERS = {"Sequential", "InputLayer", "Dense", "Dropout"}
 
 
-def _keras() -> Any:
+def import_keras() -> Any:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
@@ -51,27 +42,6 @@ def _keras() -> Any:
             hint="Unset KERAS_BACKEND or set it to 'tensorflow'.",
         )
     return keras
-
-
-def _build_model(keras: Any, architecture: dict[str, Any], seed: int) -> Any:
-    """Sequential Dense(relu)(+Dropout) blocks and a final linear Dense (logits or one value).
-
-    Every initializer and dropout layer gets its own seed, so a fit is reproducible without
-    touching the process-wide random state other threads use.
-    """
-    hidden = architecture["hidden_layers"]
-    dropout = float(architecture.get("dropout") or 0.0)
-    layer_seeds = iter(seeds(seed, 2 * len(hidden) + 1))
-    layers: list[Any] = [keras.Input(shape=(architecture["input_dim"],), name="features")]
-    for i, width in enumerate(hidden, start=1):
-        init = keras.initializers.GlorotUniform(seed=next(layer_seeds))
-        layers.append(keras.layers.Dense(width, activation="relu", kernel_initializer=init, name=f"hidden_{i}"))
-        drop_seed = next(layer_seeds)
-        if dropout > 0:
-            layers.append(keras.layers.Dropout(dropout, seed=drop_seed, name=f"dropout_{i}"))
-    init = keras.initializers.GlorotUniform(seed=next(layer_seeds))
-    layers.append(keras.layers.Dense(architecture["output_dim"], kernel_initializer=init, name="output"))
-    return keras.Sequential(layers, name="mlp")
 
 
 class KerasMLP(MLPModel):
@@ -92,99 +62,9 @@ class KerasMLPClassifier(KerasMLP, MLPClassifierModel):
     """A trained Keras MLP classifier: also `predict_proba`."""
 
 
-def _wrap(model: Any, architecture: dict[str, Any], **info: Any) -> KerasMLP:
+def wrap(model: Any, architecture: dict[str, Any], **info: Any) -> KerasMLP:
     cls = KerasMLPClassifier if architecture["task_type"] == "classification" else KerasMLP
     return cls(model, architecture, **info)
-
-
-def fit_keras_mlp(
-    x_train: Any,
-    y_train: Any,
-    task_type: str,
-    *,
-    x_val: Any = None,
-    y_val: Any = None,
-    hidden_layers: Sequence[int] = (64, 32),
-    epochs: int = 50,
-    batch_size: int = 32,
-    learning_rate: float = 1e-3,
-    random_state: int | None = None,
-    n_classes: int | None = None,
-    early_stopping_patience: int | None = None,
-    on_epoch: OnEpoch | None = None,
-    check_cancelled: CheckCancelled | None = None,
-    dropout: float = 0.0,
-) -> tuple[KerasMLP, list[dict[str, Any]]]:
-    """Keras twin of `fit_torch_mlp` (same arguments, history records and behaviour)."""
-    data = prepare_fit(
-        FRAMEWORK,
-        x_train,
-        y_train,
-        task_type,
-        x_val=x_val,
-        y_val=y_val,
-        hidden_layers=hidden_layers,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        random_state=random_state,
-        n_classes=n_classes,
-        early_stopping_patience=early_stopping_patience,
-        dropout=dropout,
-    )
-    keras = _keras()
-    arch = data.architecture
-    build_seed, shuffle_seed = seeds(data.seed, 2)
-    model = _build_model(keras, arch, build_seed)
-    classification = task_type == "classification"
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if classification
-        else keras.losses.MeanSquaredError(),
-        jit_compile=False,  # XLA compilation costs more than it saves on networks this small
-    )
-    rng = np.random.default_rng(shuffle_seed)
-
-    class _Cancel(keras.callbacks.Callback):  # type: ignore[name-defined]
-        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
-            if check_cancelled:
-                check_cancelled()
-
-    callbacks = [_Cancel()]
-
-    def train_epoch(epoch: int) -> float:
-        # We shuffle ourselves: Keras' own shuffling draws from the global TensorFlow seed.
-        order = rng.permutation(len(data.x_train))
-        result = model.fit(
-            data.x_train[order],
-            data.y_train[order],
-            batch_size=int(batch_size),
-            epochs=1,
-            shuffle=False,
-            verbose=0,
-            callbacks=callbacks,
-        )
-        return float(result.history["loss"][-1])
-
-    def val_outputs(features: np.ndarray) -> np.ndarray:
-        return np.asarray(model(features, training=False))
-
-    summary = run_epochs(
-        data,
-        epochs,
-        train_epoch=train_epoch,
-        val_outputs=val_outputs,
-        get_weights=model.get_weights,
-        set_weights=model.set_weights,
-        early_stopping_patience=early_stopping_patience,
-        on_epoch=on_epoch,
-        check_cancelled=check_cancelled,
-    )
-    wrapped = _wrap(
-        model, arch, best_epoch=summary.best_epoch, stopped_early=summary.stopped_early, random_state=data.seed
-    )
-    return wrapped, summary.history
 
 
 # ---------------------------------------------------------------------------- bundle family
@@ -236,7 +116,7 @@ def load_keras_model(path: Path, metadata: dict[str, Any], extra_files: dict[str
         raise BadFormatError(f"the keras bundle has no {ARCHITECTURE_FILE}", field="model_s3_uri")
     arch = check_architecture(parse_json(extra_files[ARCHITECTURE_FILE], ARCHITECTURE_FILE), FRAMEWORK)
     _check_keras_file(path)
-    keras = _keras()
+    keras = import_keras()
     try:
         model = keras.saving.load_model(str(path), safe_mode=True, compile=False)
     except Exception as exc:  # Keras raises many types for a malformed archive
@@ -246,7 +126,7 @@ def load_keras_model(path: Path, metadata: dict[str, Any], extra_files: dict[str
         raise BadFormatError(
             "model.keras does not match architecture.json (input or output size)", field="model_s3_uri"
         )
-    return _wrap(model, arch)
+    return wrap(model, arch)
 
 
 bundles.register_family(FRAMEWORK, save_keras_model, load_keras_model)

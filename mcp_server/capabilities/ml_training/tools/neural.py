@@ -60,10 +60,10 @@ async def train_neural_network(ctx: ToolContext, params: TrainNeuralNetworkInput
 def _fitter(framework: str) -> tuple[Any, Family, str]:
     """(fit function, bundle family, library name) of a framework; imported only when used."""
     if framework == "pytorch":
-        from mcp_server.common.torch_models import fit_torch_mlp
+        from mcp_server.capabilities.ml_training.nets.torch_fit import fit_torch_mlp
 
         return fit_torch_mlp, "torch", "torch"
-    from mcp_server.common.keras_models import fit_keras_mlp
+    from mcp_server.capabilities.ml_training.nets.keras_fit import fit_keras_mlp
 
     return fit_keras_mlp, "keras", "keras"
 

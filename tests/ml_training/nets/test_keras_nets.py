@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mcp_server.capabilities.ml_training.nets.keras_fit import fit_keras_mlp
 from mcp_server.common.bundles import read_bundle, write_bundle
 from mcp_server.common.exceptions import BadFormatError, InvalidInputError
-from mcp_server.common.keras_models import KerasMLP, KerasMLPClassifier, fit_keras_mlp
+from mcp_server.common.keras_models import KerasMLP, KerasMLPClassifier
 from mcp_server.common.s3_utils import S3Utils
 from mcp_server.config import Config
-from tests.common.mlp_checks import (
+from tests.ml_training.nets.mlp_checks import (
     breast_cancer_split,
     bundle_files,
     check_breast_cancer_classifier,

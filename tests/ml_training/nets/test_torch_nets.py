@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mcp_server.capabilities.ml_training.nets.torch_fit import fit_torch_mlp
 from mcp_server.common.bundles import read_bundle, write_bundle
 from mcp_server.common.exceptions import BadFormatError, InvalidInputError
 from mcp_server.common.s3_utils import S3Utils
-from mcp_server.common.torch_models import TorchMLP, TorchMLPClassifier, fit_torch_mlp
+from mcp_server.common.torch_models import TorchMLP, TorchMLPClassifier
 from mcp_server.config import Config
-from tests.common.mlp_checks import (
+from tests.ml_training.nets.mlp_checks import (
     breast_cancer_split,
     bundle_files,
     check_breast_cancer_classifier,
