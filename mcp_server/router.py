@@ -20,6 +20,7 @@ import anyio.to_thread
 import mcp_types as types
 from pydantic import BaseModel, ValidationError
 
+from mcp_server.capabilities import schema
 from mcp_server.capabilities.base import BaseCapability, ProgressSender, ToolContext, ToolOutput, ToolSpec
 from mcp_server.common.exceptions import ConfigError, MLOpsError
 from mcp_server.common.logger import get_logger, log_event, redact
@@ -48,17 +49,31 @@ def format_validation_error(error: ValidationError) -> str:
     return "Invalid arguments:\n" + "\n".join(lines)
 
 
+ERROR_META_KEY = "mlops/error"
+
+
 def error_result(message: str, details: dict[str, Any] | None = None) -> types.CallToolResult:
+    """The message (with its field and hint) as text; the error kind machine-readable in `_meta`.
+
+    No `structured_content`: it would not match the tool's `outputSchema`, and the TypeScript SDK
+    (Claude Desktop, VS Code, Cursor, the Inspector) validates it on errors too, replacing the
+    message with a schema error.
+    """
+    meta = {k: v for k, v in (details or {"kind": "error"}).items() if v is not None and k != "message"}
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=message)],
-        structured_content={"error": details or {"message": message}},
+        _meta={ERROR_META_KEY: meta},
         is_error=True,
     )
 
 
+def compact_json(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def success_result(spec: ToolSpec, output: ToolOutput) -> types.CallToolResult:
     data = output.data.model_dump(mode="json")
-    text = json.dumps(data, indent=2, default=str)
+    text = compact_json(data)
     if output.summary:
         text = f"{output.summary}\n{text}"
     content: list[Any] = [types.TextContent(type="text", text=text)]
@@ -117,10 +132,9 @@ class ToolRouter:
             name=spec.name,
             title=spec.title,
             description=spec.description,
-            input_schema=spec.input_model.model_json_schema(),
-            output_schema=spec.output_model.model_json_schema(mode="serialization"),
-            annotations=types.ToolAnnotations(
-                title=spec.title,
+            input_schema=schema.input_schema(spec.input_model),
+            output_schema=schema.output_schema(spec.output_model),
+            annotations=types.ToolAnnotations(  # no title here: the tool's own `title` says it once
                 read_only_hint=spec.read_only,
                 destructive_hint=spec.destructive,
                 idempotent_hint=spec.idempotent,

@@ -28,7 +28,7 @@ from mcp_server.capabilities.base import (
 from mcp_server.client import result_text, structured
 from mcp_server.common.exceptions import ConfigError, InvalidInputError, NotFoundError
 from mcp_server.config import Config
-from mcp_server.router import ToolRouter
+from mcp_server.router import ERROR_META_KEY, ToolRouter
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -275,6 +275,7 @@ async def test_unknown_tool_is_error(fake_router: ToolRouter) -> None:
     result = await fake_router.call("does_not_exist", {})
     assert result.is_error
     assert "Unknown tool 'does_not_exist'" in text_of(result)
+    assert result.structured_content is None
     assert "tools/list" in text_of(result)
 
 
@@ -282,7 +283,8 @@ async def test_validation_error_names_the_field(fake_router: ToolRouter) -> None
     result = await fake_router.call("echo", {"text": "hi", "times": 9})
     assert result.is_error
     assert "times:" in text_of(result) and "less than or equal to 5" in text_of(result)
-    assert result.structured_content == {"error": {"kind": "invalid_input", "tool": "echo"}}
+    assert result.structured_content is None
+    assert result.meta == {ERROR_META_KEY: {"kind": "invalid_input", "tool": "echo"}}
 
 
 async def test_missing_and_unknown_fields_are_named(fake_router: ToolRouter) -> None:
@@ -304,16 +306,14 @@ async def test_mlops_error_becomes_is_error_with_field_and_hint(fake_router: Too
     result = await fake_router.call("fail_expected", {})
     assert result.is_error
     assert text_of(result) == "target_column: column 'price' is not in the data. Use one of: a, b."
-    assert result.structured_content == {
-        "error": {
-            "kind": "invalid_input",
-            "field": "target_column",
-            "message": "column 'price' is not in the data",
-            "hint": "Use one of: a, b.",
-        }
+    # No structured content (the output schema would refuse it); the kind, field and hint in _meta.
+    assert result.structured_content is None
+    assert result.meta == {
+        ERROR_META_KEY: {"kind": "invalid_input", "field": "target_column", "hint": "Use one of: a, b."}
     }
     not_found = await fake_router.call("fail_not_found", {})
-    assert not_found.structured_content["error"]["kind"] == "not_found"
+    assert not_found.structured_content is None
+    assert not_found.meta is not None and not_found.meta[ERROR_META_KEY]["kind"] == "not_found"
 
 
 async def test_unexpected_exception_is_short_error_with_traceback_only_in_logs(
@@ -325,7 +325,8 @@ async def test_unexpected_exception_is_short_error_with_traceback_only_in_logs(
     text = text_of(result)
     assert text.startswith("fail_unexpected failed unexpectedly (KeyError)")
     assert "Traceback" not in text and "/srv/secret/path" not in text
-    assert result.structured_content == {"error": {"kind": "internal_error", "type": "KeyError"}}
+    assert result.structured_content is None
+    assert result.meta == {ERROR_META_KEY: {"kind": "internal_error", "type": "KeyError"}}
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert errors[0].exc_info is not None and errors[0].exc_info[0] is KeyError
