@@ -37,6 +37,9 @@ class ToolResultModel(BaseModel):
     """Base of every tool's output model (the `structured_content` and its `outputSchema`)."""
 
     model_config = ConfigDict(extra="forbid")
+    # The fields `outputSchema` lists: what a client reads and chains (None: every field). Results
+    # still carry every field; the list keeps `tools/list` short (see capabilities/schema.py).
+    key_outputs: ClassVar[tuple[str, ...] | None] = None
 
 
 @dataclass

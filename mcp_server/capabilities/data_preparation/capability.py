@@ -12,15 +12,7 @@ from mcp_server.capabilities.data_preparation.tools.save import save_processed_d
 from mcp_server.capabilities.data_preparation.tools.split import split_dataset
 from mcp_server.capabilities.data_preparation.tools.validate import validate_data
 
-_PIPELINE = (
-    " The fitted scikit-learn pipeline is saved (skops) at pipeline_s3_uri and recorded in the Parquet "
-    "output's lineage, so training, evaluation and prediction apply exactly the same steps; at apply "
-    "time unseen categories and missing values are handled. Defaults: normalize true (StandardScaler), "
-    "handle_missing median (categorical gaps: mode; with drop, rows with gaps are dropped before fitting "
-    "and the pipeline still imputes mean/mode at apply time), encode_categorical onehot (or ordinal, or "
-    "false to leave text columns out). Outputs default to <dataset>.processed.parquet (unsupervised: "
-    "<dataset>.unsupervised.parquet) and a .pipeline.skops beside it, replacing earlier ones."
-)
+_PIPELINE = " Training and evaluation reuse the fitted pipeline (pipeline_s3_uri)."
 
 
 class DataPreparationCapability(BaseCapability):
@@ -32,10 +24,7 @@ class DataPreparationCapability(BaseCapability):
             ToolSpec(
                 name="load_dataset",
                 title="Load dataset",
-                description=(
-                    "Read a CSV, Parquet or JSON dataset from storage and describe it: row and column "
-                    "counts, dtypes, missing values per column and the first rows."
-                ),
+                description=("Describe a dataset: rows, columns, dtypes, missing values, first rows."),
                 input_model=s.LoadDatasetInput,
                 output_model=s.LoadDatasetOutput,
                 fn=load_dataset,
@@ -48,11 +37,8 @@ class DataPreparationCapability(BaseCapability):
                 name="validate_data",
                 title="Validate data",
                 description=(
-                    "Check a dataset against per-column rules (schema: dtype int/float/string/bool/datetime/"
-                    "category, nullable, min, max, allowed_values, unique, required), required_columns and "
-                    "max_missing_ratio. Reports every violation in errors[] (column, check, count, examples) "
-                    "and is_valid; a failing dataset is a normal result, a malformed schema an error. "
-                    "Warnings flag constant, empty or undescribed columns and duplicate rows. Writes nothing."
+                    "Check a dataset against per-column rules; every violation in errors[], is_valid. A "
+                    "failing dataset is a normal result."
                 ),
                 input_model=s.ValidateDataInput,
                 output_model=s.ValidateDataOutput,
@@ -66,9 +52,8 @@ class DataPreparationCapability(BaseCapability):
                 name="preprocess_supervised",
                 title="Preprocess for supervised learning",
                 description=(
-                    "Fit preprocessing for a classification or regression dataset and write the processed "
-                    "features plus the unchanged target column as Parquet. target_column must exist; rows "
-                    "without a target are dropped (counted in dropped_by_reason)." + _PIPELINE
+                    "Fit preprocessing (scale, impute, encode) and write the features plus the target as "
+                    "Parquet (default <dataset>.processed.parquet); rows without a target are dropped." + _PIPELINE
                 ),
                 input_model=s.PreprocessSupervisedInput,
                 output_model=s.PreprocessSupervisedOutput,
@@ -82,9 +67,8 @@ class DataPreparationCapability(BaseCapability):
                 name="preprocess_unsupervised",
                 title="Preprocess for unsupervised learning",
                 description=(
-                    "Fit preprocessing on all columns (or `columns`) of a dataset for clustering or "
-                    "dimensionality reduction and write the processed features as Parquet; keep_columns "
-                    "(e.g. a label for evaluation) are copied unchanged." + _PIPELINE
+                    "Fit preprocessing for clustering or PCA and write the features as Parquet (default "
+                    "<dataset>.unsupervised.parquet)." + _PIPELINE
                 ),
                 input_model=s.PreprocessUnsupervisedInput,
                 output_model=s.PreprocessOutput,
@@ -98,11 +82,8 @@ class DataPreparationCapability(BaseCapability):
                 name="preprocess_reinforcement",
                 title="Prepare an RL environment",
                 description=(
-                    "Check a Gymnasium environment id (close matches suggested when unknown) and wrapper "
-                    "settings (normalize_observation, normalize_reward, scale_reward, frame_stack, time_limit) "
-                    "by building the environment once, then save a JSON environment spec the RL training and "
-                    "evaluation tools accept as env_spec_s3_uri. Default output: env_specs/<environment>.json "
-                    "(with a settings hash when wrappers or env_kwargs are given)."
+                    "Check a Gymnasium environment and wrappers by building it once, and save the spec "
+                    "(env_spec_s3_uri, default env_specs/<environment>.json) for the RL tools."
                 ),
                 input_model=s.PreprocessReinforcementInput,
                 output_model=s.PreprocessReinforcementOutput,
@@ -115,13 +96,7 @@ class DataPreparationCapability(BaseCapability):
             ToolSpec(
                 name="feature_engineering",
                 title="Engineer features",
-                description=(
-                    "Add derived columns to a dataset, operations applied in order: polynomial (columns, "
-                    "degree), interaction (pairs), log (columns; log1p default, negative values refused), bin "
-                    "(column, bins, strategy quantile/uniform, labels), datetime (column -> year, month, day, "
-                    "dayofweek, hour), one_hot (columns). Returns new_columns. Default output: "
-                    "<dataset>.features.parquet next to the input."
-                ),
+                description=("Add derived columns (operations in order); default output <dataset>.features.parquet."),
                 input_model=s.FeatureEngineeringInput,
                 output_model=s.FeatureEngineeringOutput,
                 fn=feature_engineering,
@@ -134,11 +109,8 @@ class DataPreparationCapability(BaseCapability):
                 name="split_dataset",
                 title="Split dataset",
                 description=(
-                    "Split a dataset into train/validation/test Parquet files (default ratios 0.7/0.15/0.15; "
-                    "given ratios must sum to 1, unspecified ones share the rest; validation or test 0 "
-                    "writes no file and returns null). stratify_column keeps class ratios in every part; "
-                    "random_state (default 42) makes the split reproducible. Lineage metadata is kept. "
-                    "Default outputs: <dataset>.train.parquet etc. next to the input."
+                    "Split into train/validation/test Parquet (default 0.7/0.15/0.15; given ratios sum to 1, "
+                    "unset ones share the rest; a 0 part writes nothing). Default <dataset>.train.parquet etc."
                 ),
                 input_model=s.SplitDatasetInput,
                 output_model=s.SplitDatasetOutput,
@@ -152,9 +124,8 @@ class DataPreparationCapability(BaseCapability):
                 name="save_processed_data",
                 title="Save processed data",
                 description=(
-                    "Copy or convert a dataset to output_s3_uri as csv, parquet or json (default: from the "
-                    "output extension); Parquet keeps the lineage metadata. Returns rows and the sha256 of the "
-                    "written file. Replaces an existing output, never the input."
+                    "Copy or convert a dataset to output_s3_uri (format from its extension; Parquet keeps "
+                    "lineage); replaces the output, never the input."
                 ),
                 input_model=s.SaveProcessedDataInput,
                 output_model=s.SaveProcessedDataOutput,

@@ -14,14 +14,9 @@ from mcp_server.capabilities.ml_training.tools.neural import train_neural_networ
 from mcp_server.capabilities.ml_training.tools.supervised import train_random_forest, train_xgboost
 from mcp_server.capabilities.ml_training.tools.unsupervised import train_dbscan, train_kmeans, train_pca, train_tsne
 
-_JOB_NOTE = (
-    " Runs as a job: progress is reported per {unit}; when it outlives max_wait_seconds (default 50) "
-    "the call returns job_id with status running (poll get_training_metrics); wait=false returns at once."
-)
-_SUPERVISED = (
-    " Takes processed data (its preprocessing pipeline is bundled) or raw numeric data; validation "
-    "comes from validation_data_s3_uri or validation_fraction."
-)
+# How jobs behave (wait, max_wait_seconds, job_id, polling) is said once, in the server's instructions.
+_JOB_NOTE = " A job; progress per {unit}."
+_SUPERVISED = ""  # processed data bringing its pipeline into the bundle is said in the instructions
 
 
 def _trainer(
@@ -50,8 +45,8 @@ class MLTrainingCapability(BaseCapability):
             _trainer(
                 "train_random_forest",
                 "Train a random forest",
-                "Train a scikit-learn random forest (classification or regression) and write a model bundle "
-                "(skops) with train/validation metrics and feature importance." + _SUPERVISED,
+                "Train a random forest (scikit-learn) into a model bundle with metrics and feature importance."
+                + _SUPERVISED,
                 "batch of trees",
                 s.TrainRandomForestInput,
                 s.TrainRandomForestOutput,
@@ -60,9 +55,8 @@ class MLTrainingCapability(BaseCapability):
             _trainer(
                 "train_xgboost",
                 "Train XGBoost",
-                "Train gradient-boosted trees with XGBoost (classification or regression; hist by default) and write "
-                "a model bundle (UBJSON). With validation data, early stopping keeps the best round "
-                "(best_iteration)." + _SUPERVISED,
+                "Train XGBoost into a model bundle; with validation data, early stopping keeps the best round."
+                + _SUPERVISED,
                 "boosting round",
                 s.TrainXGBoostInput,
                 s.TrainXGBoostOutput,
@@ -71,10 +65,8 @@ class MLTrainingCapability(BaseCapability):
             _trainer(
                 "train_neural_network",
                 "Train a neural network",
-                "Train a multilayer perceptron (classification or regression) with framework pytorch (torch, saved "
-                "as safetensors) or tensorflow (Keras 3, saved as .keras); returns per-epoch history. With "
-                "validation data, early stopping restores the best epoch. Features must have no missing values."
-                + _SUPERVISED,
+                "Train an MLP (pytorch or tensorflow) into a model bundle; with validation data, early "
+                "stopping restores the best epoch. No missing values." + _SUPERVISED,
                 "epoch",
                 s.TrainNeuralNetworkInput,
                 s.TrainNeuralNetworkOutput,
@@ -83,9 +75,7 @@ class MLTrainingCapability(BaseCapability):
             _trainer(
                 "train_kmeans",
                 "Train k-means",
-                "Cluster numeric data with k-means. Give n_clusters, or let it be chosen by silhouette among "
-                "min_clusters..max_clusters (2..10). label_column (optional) is left out of fitting and scored "
-                "with ari/nmi. Returns inertia, silhouette and cluster sizes.",
+                "Cluster numeric data with k-means (n_clusters, or the best silhouette in min_clusters..max_clusters).",
                 "candidate k",
                 s.TrainKMeansInput,
                 s.TrainKMeansOutput,
@@ -94,8 +84,7 @@ class MLTrainingCapability(BaseCapability):
             _trainer(
                 "train_dbscan",
                 "Train DBSCAN",
-                "Cluster numeric data with DBSCAN (eps default 0.5, min_samples default 5); returns the number "
-                f"of clusters and noise points. Scale the features first. At most {200_000} rows.",
+                f"Cluster scaled numeric data with DBSCAN (at most {200_000} rows).",
                 "step",
                 s.TrainDBSCANInput,
                 s.TrainDBSCANOutput,
@@ -104,8 +93,7 @@ class MLTrainingCapability(BaseCapability):
             _trainer(
                 "train_pca",
                 "Train PCA",
-                "Fit PCA with n_components as a count or a variance ratio to keep (default 0.95); writes the "
-                "transformed data (pc1..pcN plus the unused columns) and returns explained_variance_ratio.",
+                "Fit PCA and write the transformed data (pc1..pcN plus unused columns).",
                 "step",
                 s.TrainPCAInput,
                 s.TrainPCAOutput,
@@ -114,8 +102,7 @@ class MLTrainingCapability(BaseCapability):
             _trainer(
                 "train_tsne",
                 "Train t-SNE",
-                "Embed data in 2 (or 1, 3) dimensions with t-SNE and write the embedding; returns kl_divergence. "
-                "Inputs over max_rows (default 10000) are sampled (sample_if_larger, the default) or refused.",
+                "Embed data with t-SNE and write the embedding (metrics: kl_divergence).",
                 "step",
                 s.TrainTSNEInput,
                 s.TrainTSNEOutput,
@@ -125,9 +112,8 @@ class MLTrainingCapability(BaseCapability):
                 name="get_training_metrics",
                 title="Get training metrics",
                 description=(
-                    "Status (queued, running, succeeded, failed, cancelled), progress, metrics and per-iteration "
-                    "history of a training job (job_id), or the recorded metrics of a model bundle (model_s3_uri, "
-                    "integrity-checked). Jobs from a server that restarted show as failed."
+                    "Status, progress, metrics and history of a training job (job_id) or of a model bundle. "
+                    "A job whose server restarted reads as failed."
                 ),
                 input_model=s.GetTrainingMetricsInput,
                 output_model=s.GetTrainingMetricsOutput,
@@ -140,10 +126,7 @@ class MLTrainingCapability(BaseCapability):
             ToolSpec(
                 name="cancel_training_job",
                 title="Cancel a training job",
-                description=(
-                    "Stop a queued or running training job of this server (e.g. one started with wait=false); "
-                    "it publishes no model. Waits up to wait_seconds (default 10) for it to stop."
-                ),
+                description=("Stop a queued or running job of this server; it publishes no model."),
                 input_model=s.CancelTrainingJobInput,
                 output_model=s.CancelTrainingJobOutput,
                 fn=cancel_training_job,
@@ -156,9 +139,8 @@ class MLTrainingCapability(BaseCapability):
                 name="save_model",
                 title="Save or export a model",
                 description=(
-                    "Copy a model bundle to output_s3_uri after verifying its hashes (format native), or export it "
-                    "to a .onnx file (format onnx: scikit-learn and XGBoost models; the ONNX model takes the "
-                    "processed feature columns as float32)."
+                    "Copy a verified bundle (native) or export scikit-learn/XGBoost to ONNX (float32 processed "
+                    "features)."
                 ),
                 input_model=s.SaveModelInput,
                 output_model=s.SaveModelOutput,
