@@ -71,11 +71,18 @@ def compact_json(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def default_summary(spec: ToolSpec, output: BaseModel, data: dict[str, Any]) -> str:
+    """`load_dataset: rows=569, columns=31`: the scalar key outputs, for tools that give no summary."""
+    keys = getattr(output, "key_outputs", None) or list(data)
+    scalars = [(k, data[k]) for k in keys if isinstance(data.get(k), str | int | float | bool)][:4]
+    return f"{spec.name}: " + (", ".join(f"{k}={str(v)[:80]}" for k, v in scalars) or "done")
+
+
 def success_result(spec: ToolSpec, output: ToolOutput) -> types.CallToolResult:
     data = output.data.model_dump(mode="json")
-    text = compact_json(data)
-    if output.summary:
-        text = f"{output.summary}\n{text}"
+    # A one-line summary first (what a person scanning the transcript reads), then the same JSON
+    # as structured_content, compact: clients that ignore structured_content still get it.
+    text = f"{output.summary or default_summary(spec, output.data, data)}\n{compact_json(data)}"
     content: list[Any] = [types.TextContent(type="text", text=text)]
     for image in output.images:
         content.append(types.ImageContent(type="image", data=base64.b64encode(image).decode(), mime_type="image/png"))

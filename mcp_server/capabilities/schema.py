@@ -133,6 +133,14 @@ def _collapse_union(node: dict[str, Any], *, output: bool) -> dict[str, Any]:
     return node
 
 
+def _json_types(values: list[Any]) -> str | list[str]:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
+    found = sorted({names.get(type(v), "object") for v in values}, key=lambda t: (t == "null", t))
+    if "integer" in found and "number" in found:
+        found.remove("integer")
+    return found[0] if len(found) == 1 else found
+
+
 def _drop_nested_closed(node: Any) -> Any:
     if isinstance(node, list):
         return [_drop_nested_closed(item) for item in node]
@@ -148,6 +156,9 @@ def _drop_nested_closed(node: Any) -> Any:
 def _shallow(node: dict[str, Any]) -> dict[str, Any]:
     """An output field by its type only (and enum); what is nested inside, by type only."""
     out = {k: v for k, v in node.items() if k in _OUTPUT_KEYWORDS}
+    values = node.get("enum", [node["const"]] if "const" in node else None)
+    if values is not None and "type" not in out:  # an enum's values say its type
+        out["type"] = _json_types(values)
     if "anyOf" in out:
         out["anyOf"] = [_shallow(option) for option in out["anyOf"]]
     items = node.get("items")

@@ -63,6 +63,11 @@ async function list() {
   }
 }
 
+function withoutImageData(result) {
+  const content = result.content.map((c) => (c.type === "image" ? { ...c, data: `<${c.data.length} base64 chars>` } : c));
+  return { ...result, content };
+}
+
 async function calls(planPath) {
   const plan = JSON.parse(readFileSync(planPath, "utf8"));
   const client = await connect();
@@ -72,14 +77,16 @@ async function calls(planPath) {
     for (const call of plan.calls) {
       try {
         const result = await client.callTool({ name: call.name, arguments: call.arguments });
+        const text = result.content.filter((c) => c.type === "text").map((c) => c.text).join("\n");
         results.push({
           name: call.name,
           isError: result.isError === true,
-          text: result.content.filter((c) => c.type === "text").map((c) => c.text).join("\n"),
+          text,
+          textTokens: tokens(text), // what a model reads of the result
           structuredContent: result.structuredContent ?? null,
           meta: result._meta ?? null,
           contentTypes: result.content.map((c) => c.type),
-          tokens: tokens(result),
+          tokens: tokens(withoutImageData(result)), // the whole result, images aside (not text to a model)
           thrown: null,
         });
       } catch (error) {
