@@ -196,9 +196,11 @@ class ToolRouter:
         return success_result(spec, output)
 
     async def _run(self, spec: ToolSpec, ctx: ToolContext, params: BaseModel) -> Any:
-        if inspect.iscoroutinefunction(spec.fn):
+        # The first call imports the tool's module (pandas, scikit-learn, ...): off the event loop.
+        fn = await anyio.to_thread.run_sync(spec.function) if isinstance(spec.fn, str) else spec.fn
+        if inspect.iscoroutinefunction(fn):
             try:
-                return await spec.fn(ctx, params)
+                return await fn(ctx, params)
             except anyio.get_cancelled_exc_class():
                 ctx.cancelled.set()
                 raise
@@ -206,7 +208,7 @@ class ToolRouter:
 
         def work() -> Any:
             try:
-                return spec.fn(ctx, params)
+                return fn(ctx, params)
             finally:
                 finished.set()
 

@@ -7,6 +7,8 @@ and must offload their own heavy work (the training job runner does).
 
 from __future__ import annotations
 
+import functools
+import importlib
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -116,6 +118,16 @@ class ToolContext:
 ToolFn = Callable[[ToolContext, Any], Any]
 
 
+@functools.cache
+def import_tool_function(ref: str) -> ToolFn:
+    """`"package.module:function"` -> the function (imported once, on the first call)."""
+    module, _, name = ref.partition(":")
+    fn = getattr(importlib.import_module(module), name)
+    if not callable(fn):
+        raise TypeError(f"{ref} is not a function")
+    return fn
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     """One tool: its contract (models, annotations) and the function that does the work."""
@@ -124,7 +136,9 @@ class ToolSpec:
     description: str
     input_model: type[ToolInput]
     output_model: type[BaseModel]
-    fn: ToolFn
+    # The function, or "package.module:function": tables name their tools' modules instead of
+    # importing them, so that listing tools never imports pandas, scikit-learn or the like.
+    fn: ToolFn | str
     read_only: bool
     destructive: bool
     idempotent: bool
@@ -134,6 +148,9 @@ class ToolSpec:
     @property
     def writes(self) -> bool:
         return not self.read_only
+
+    def function(self) -> ToolFn:
+        return import_tool_function(self.fn) if isinstance(self.fn, str) else self.fn
 
 
 class BaseCapability:

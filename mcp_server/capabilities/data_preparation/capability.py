@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from mcp_server.capabilities.base import BaseCapability, ToolSpec
 from mcp_server.capabilities.data_preparation import schemas as s
-from mcp_server.capabilities.data_preparation.tools.features import feature_engineering
-from mcp_server.capabilities.data_preparation.tools.load import load_dataset
-from mcp_server.capabilities.data_preparation.tools.preprocess import preprocess_supervised, preprocess_unsupervised
-from mcp_server.capabilities.data_preparation.tools.reinforcement import preprocess_reinforcement
-from mcp_server.capabilities.data_preparation.tools.save import save_processed_data
-from mcp_server.capabilities.data_preparation.tools.split import split_dataset
-from mcp_server.capabilities.data_preparation.tools.validate import validate_data
 
 _PIPELINE = " Training and evaluation reuse the fitted pipeline (pipeline_s3_uri)."
+
+# Tool functions are named, not imported: their modules (pandas, scikit-learn, ...) load on
+# the first call, so listing tools stays fast.
+_TOOLS = "mcp_server.capabilities.data_preparation.tools"
 
 
 class DataPreparationCapability(BaseCapability):
@@ -27,7 +24,7 @@ class DataPreparationCapability(BaseCapability):
                 description=("Describe a dataset: rows, columns, dtypes, missing values, first rows."),
                 input_model=s.LoadDatasetInput,
                 output_model=s.LoadDatasetOutput,
-                fn=load_dataset,
+                fn=f"{_TOOLS}.load:load_dataset",
                 read_only=True,
                 destructive=False,
                 idempotent=True,
@@ -42,7 +39,7 @@ class DataPreparationCapability(BaseCapability):
                 ),
                 input_model=s.ValidateDataInput,
                 output_model=s.ValidateDataOutput,
-                fn=validate_data,
+                fn=f"{_TOOLS}.validate:validate_data",
                 read_only=True,
                 destructive=False,
                 idempotent=True,
@@ -57,7 +54,7 @@ class DataPreparationCapability(BaseCapability):
                 ),
                 input_model=s.PreprocessSupervisedInput,
                 output_model=s.PreprocessSupervisedOutput,
-                fn=preprocess_supervised,
+                fn=f"{_TOOLS}.preprocess:preprocess_supervised",
                 read_only=False,
                 destructive=False,
                 idempotent=True,
@@ -72,7 +69,7 @@ class DataPreparationCapability(BaseCapability):
                 ),
                 input_model=s.PreprocessUnsupervisedInput,
                 output_model=s.PreprocessOutput,
-                fn=preprocess_unsupervised,
+                fn=f"{_TOOLS}.preprocess:preprocess_unsupervised",
                 read_only=False,
                 destructive=False,
                 idempotent=True,
@@ -87,7 +84,7 @@ class DataPreparationCapability(BaseCapability):
                 ),
                 input_model=s.PreprocessReinforcementInput,
                 output_model=s.PreprocessReinforcementOutput,
-                fn=preprocess_reinforcement,
+                fn=f"{_TOOLS}.reinforcement:preprocess_reinforcement",
                 read_only=False,
                 destructive=False,
                 idempotent=True,
@@ -99,7 +96,7 @@ class DataPreparationCapability(BaseCapability):
                 description=("Add derived columns (operations in order); default output <dataset>.features.parquet."),
                 input_model=s.FeatureEngineeringInput,
                 output_model=s.FeatureEngineeringOutput,
-                fn=feature_engineering,
+                fn=f"{_TOOLS}.features:feature_engineering",
                 read_only=False,
                 destructive=False,
                 idempotent=True,
@@ -114,7 +111,7 @@ class DataPreparationCapability(BaseCapability):
                 ),
                 input_model=s.SplitDatasetInput,
                 output_model=s.SplitDatasetOutput,
-                fn=split_dataset,
+                fn=f"{_TOOLS}.split:split_dataset",
                 read_only=False,
                 destructive=False,
                 idempotent=True,
@@ -129,7 +126,7 @@ class DataPreparationCapability(BaseCapability):
                 ),
                 input_model=s.SaveProcessedDataInput,
                 output_model=s.SaveProcessedDataOutput,
-                fn=save_processed_data,
+                fn=f"{_TOOLS}.save:save_processed_data",
                 read_only=False,
                 destructive=False,
                 idempotent=True,

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from mcp_server.capabilities.base import BaseCapability, ToolSpec
 from mcp_server.capabilities.ml_evaluation import schemas as s
-from mcp_server.capabilities.ml_evaluation.tools.compare import compare_models
-from mcp_server.capabilities.ml_evaluation.tools.evaluate import (
-    evaluate_classifier,
-    evaluate_clustering,
-    evaluate_regressor,
-)
-from mcp_server.capabilities.ml_evaluation.tools.load import load_model
-from mcp_server.capabilities.ml_evaluation.tools.report import generate_report
-from mcp_server.capabilities.ml_evaluation.tools.visualize import visualization
 
 _SAVED = " Saved as evaluation_s3_uri."
 _PREPROCESSING = " Raw test columns go through the bundle's preprocessing."
+
+# Tool functions are named, not imported: their modules (pandas, scikit-learn, ...) load on
+# the first call, so listing tools stays fast.
+_TOOLS = "mcp_server.capabilities.ml_evaluation.tools"
 
 
 class MLEvaluationCapability(BaseCapability):
@@ -30,7 +25,7 @@ class MLEvaluationCapability(BaseCapability):
                 description=("Read a model bundle (sha256 verified, never pickle) and describe it."),
                 input_model=s.LoadModelInput,
                 output_model=s.LoadModelOutput,
-                fn=load_model,
+                fn=f"{_TOOLS}.load:load_model",
                 read_only=True,
                 destructive=False,
                 idempotent=True,
@@ -45,7 +40,7 @@ class MLEvaluationCapability(BaseCapability):
                 ),
                 input_model=s.EvaluateClassifierInput,
                 output_model=s.EvaluateClassifierOutput,
-                fn=evaluate_classifier,
+                fn=f"{_TOOLS}.evaluate:evaluate_classifier",
                 read_only=False,
                 destructive=False,
                 idempotent=False,
@@ -59,7 +54,7 @@ class MLEvaluationCapability(BaseCapability):
                 ),
                 input_model=s.EvaluateRegressorInput,
                 output_model=s.EvaluateRegressorOutput,
-                fn=evaluate_regressor,
+                fn=f"{_TOOLS}.evaluate:evaluate_regressor",
                 read_only=False,
                 destructive=False,
                 idempotent=False,
@@ -74,7 +69,7 @@ class MLEvaluationCapability(BaseCapability):
                 ),
                 input_model=s.EvaluateClusteringInput,
                 output_model=s.EvaluateClusteringOutput,
-                fn=evaluate_clustering,
+                fn=f"{_TOOLS}.evaluate:evaluate_clustering",
                 read_only=False,
                 destructive=False,
                 idempotent=False,
@@ -89,7 +84,7 @@ class MLEvaluationCapability(BaseCapability):
                 ),
                 input_model=s.CompareModelsInput,
                 output_model=s.CompareModelsOutput,
-                fn=compare_models,
+                fn=f"{_TOOLS}.compare:compare_models",
                 read_only=False,
                 destructive=False,
                 idempotent=False,
@@ -104,7 +99,7 @@ class MLEvaluationCapability(BaseCapability):
                 ),
                 input_model=s.GenerateReportInput,
                 output_model=s.GenerateReportOutput,
-                fn=generate_report,
+                fn=f"{_TOOLS}.report:generate_report",
                 read_only=False,
                 destructive=True,
                 idempotent=True,
@@ -116,7 +111,7 @@ class MLEvaluationCapability(BaseCapability):
                 description=("Draw one plot as PNG, returned and saved."),
                 input_model=s.VisualizationInput,
                 output_model=s.VisualizationOutput,
-                fn=visualization,
+                fn=f"{_TOOLS}.visualize:visualization",
                 read_only=False,
                 destructive=True,
                 idempotent=True,

@@ -8,15 +8,14 @@ from pydantic import BaseModel
 
 from mcp_server.capabilities.base import BaseCapability, ToolInput, ToolSpec
 from mcp_server.capabilities.ml_training import schemas as s
-from mcp_server.capabilities.ml_training.tools.export import save_model
-from mcp_server.capabilities.ml_training.tools.jobs import cancel_training_job, get_training_metrics
-from mcp_server.capabilities.ml_training.tools.neural import train_neural_network
-from mcp_server.capabilities.ml_training.tools.supervised import train_random_forest, train_xgboost
-from mcp_server.capabilities.ml_training.tools.unsupervised import train_dbscan, train_kmeans, train_pca, train_tsne
 
 # How jobs behave (wait, max_wait_seconds, job_id, polling) is said once, in the server's instructions.
 _JOB_NOTE = " A job; progress per {unit}."
 _SUPERVISED = ""  # processed data bringing its pipeline into the bundle is said in the instructions
+
+# Tool functions are named, not imported: their modules (pandas, scikit-learn, ...) load on
+# the first call, so listing tools stays fast.
+_TOOLS = "mcp_server.capabilities.ml_training.tools"
 
 
 def _trainer(
@@ -50,7 +49,7 @@ class MLTrainingCapability(BaseCapability):
                 "batch of trees",
                 s.TrainRandomForestInput,
                 s.TrainRandomForestOutput,
-                train_random_forest,
+                f"{_TOOLS}.supervised:train_random_forest",
             ),
             _trainer(
                 "train_xgboost",
@@ -60,7 +59,7 @@ class MLTrainingCapability(BaseCapability):
                 "boosting round",
                 s.TrainXGBoostInput,
                 s.TrainXGBoostOutput,
-                train_xgboost,
+                f"{_TOOLS}.supervised:train_xgboost",
             ),
             _trainer(
                 "train_neural_network",
@@ -70,7 +69,7 @@ class MLTrainingCapability(BaseCapability):
                 "epoch",
                 s.TrainNeuralNetworkInput,
                 s.TrainNeuralNetworkOutput,
-                train_neural_network,
+                f"{_TOOLS}.neural:train_neural_network",
             ),
             _trainer(
                 "train_kmeans",
@@ -79,7 +78,7 @@ class MLTrainingCapability(BaseCapability):
                 "candidate k",
                 s.TrainKMeansInput,
                 s.TrainKMeansOutput,
-                train_kmeans,
+                f"{_TOOLS}.unsupervised:train_kmeans",
             ),
             _trainer(
                 "train_dbscan",
@@ -88,7 +87,7 @@ class MLTrainingCapability(BaseCapability):
                 "step",
                 s.TrainDBSCANInput,
                 s.TrainDBSCANOutput,
-                train_dbscan,
+                f"{_TOOLS}.unsupervised:train_dbscan",
             ),
             _trainer(
                 "train_pca",
@@ -97,7 +96,7 @@ class MLTrainingCapability(BaseCapability):
                 "step",
                 s.TrainPCAInput,
                 s.TrainPCAOutput,
-                train_pca,
+                f"{_TOOLS}.unsupervised:train_pca",
             ),
             _trainer(
                 "train_tsne",
@@ -106,7 +105,7 @@ class MLTrainingCapability(BaseCapability):
                 "step",
                 s.TrainTSNEInput,
                 s.TrainTSNEOutput,
-                train_tsne,
+                f"{_TOOLS}.unsupervised:train_tsne",
             ),
             ToolSpec(
                 name="get_training_metrics",
@@ -117,7 +116,7 @@ class MLTrainingCapability(BaseCapability):
                 ),
                 input_model=s.GetTrainingMetricsInput,
                 output_model=s.GetTrainingMetricsOutput,
-                fn=get_training_metrics,
+                fn=f"{_TOOLS}.jobs:get_training_metrics",
                 read_only=True,
                 destructive=False,
                 idempotent=True,
@@ -129,7 +128,7 @@ class MLTrainingCapability(BaseCapability):
                 description=("Stop a queued or running job of this server; it publishes no model."),
                 input_model=s.CancelTrainingJobInput,
                 output_model=s.CancelTrainingJobOutput,
-                fn=cancel_training_job,
+                fn=f"{_TOOLS}.jobs:cancel_training_job",
                 read_only=False,
                 destructive=True,
                 idempotent=True,
@@ -144,7 +143,7 @@ class MLTrainingCapability(BaseCapability):
                 ),
                 input_model=s.SaveModelInput,
                 output_model=s.SaveModelOutput,
-                fn=save_model,
+                fn=f"{_TOOLS}.export:save_model",
                 read_only=False,
                 destructive=False,
                 idempotent=True,

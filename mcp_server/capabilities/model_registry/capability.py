@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from mcp_server.capabilities.base import BaseCapability, ToolSpec
 from mcp_server.capabilities.model_registry import schemas as s
-from mcp_server.capabilities.model_registry.tools.model_registration import register_model
-from mcp_server.capabilities.model_registry.tools.rollback import rollback_model
-from mcp_server.capabilities.model_registry.tools.search import search_models
-from mcp_server.capabilities.model_registry.tools.status_management import update_model_status
-from mcp_server.capabilities.model_registry.tools.version_management import get_model_version, list_model_versions
+
+# Tool functions are named, not imported: their modules (pandas, scikit-learn, ...) load on
+# the first call, so listing tools stays fast.
+_TOOLS = "mcp_server.capabilities.model_registry.tools"
 
 
 class ModelRegistryCapability(BaseCapability):
@@ -26,7 +25,7 @@ class ModelRegistryCapability(BaseCapability):
                 ),
                 input_model=s.RegisterModelInput,
                 output_model=s.RegisterModelOutput,
-                fn=register_model,
+                fn=f"{_TOOLS}.model_registration:register_model",
                 read_only=False,
                 destructive=False,
                 idempotent=False,
@@ -38,7 +37,7 @@ class ModelRegistryCapability(BaseCapability):
                 description=("List a model's versions (oldest first) with status, metrics, tags, lineage."),
                 input_model=s.ListModelVersionsInput,
                 output_model=s.ListModelVersionsOutput,
-                fn=list_model_versions,
+                fn=f"{_TOOLS}.version_management:list_model_versions",
                 read_only=True,
                 destructive=False,
                 idempotent=True,
@@ -50,7 +49,7 @@ class ModelRegistryCapability(BaseCapability):
                 description=("Get one version of a model with its status history."),
                 input_model=s.GetModelVersionInput,
                 output_model=s.GetModelVersionOutput,
-                fn=get_model_version,
+                fn=f"{_TOOLS}.version_management:get_model_version",
                 read_only=True,
                 destructive=False,
                 idempotent=True,
@@ -66,7 +65,7 @@ class ModelRegistryCapability(BaseCapability):
                 ),
                 input_model=s.UpdateModelStatusInput,
                 output_model=s.UpdateModelStatusOutput,
-                fn=update_model_status,
+                fn=f"{_TOOLS}.status_management:update_model_status",
                 read_only=False,
                 destructive=False,
                 idempotent=True,
@@ -81,7 +80,7 @@ class ModelRegistryCapability(BaseCapability):
                 ),
                 input_model=s.RollbackModelInput,
                 output_model=s.RollbackModelOutput,
-                fn=rollback_model,
+                fn=f"{_TOOLS}.rollback:rollback_model",
                 read_only=False,
                 destructive=False,
                 idempotent=False,
@@ -93,7 +92,7 @@ class ModelRegistryCapability(BaseCapability):
                 description=("Find model versions by name, status, tags and metric filters, ordered, in pages."),
                 input_model=s.SearchModelsInput,
                 output_model=s.SearchModelsOutput,
-                fn=search_models,
+                fn=f"{_TOOLS}.search:search_models",
                 read_only=True,
                 destructive=False,
                 idempotent=True,
