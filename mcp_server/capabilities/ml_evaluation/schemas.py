@@ -218,6 +218,7 @@ class VisualizationOutput(ToolResultModel):
     image_s3_uri: str
     bytes: int
     sha256: str
+    warnings: list[str] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------- generate_report
