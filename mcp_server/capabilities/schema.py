@@ -38,9 +38,14 @@ def input_schema(model: type[BaseModel]) -> dict[str, Any]:
     return {**_drop_nested_closed(schema), "additionalProperties": schema.get("additionalProperties", True)}
 
 
-def output_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The `outputSchema` of a tool: its key fields and their types; nested values by type only."""
+def output_schema(model: type[BaseModel], *, every_field: bool = False) -> dict[str, Any]:
+    """The `outputSchema` of a tool: its key fields and their types; nested values by type only.
+
+    `every_field` lists all fields with their descriptions (the generated tool reference).
+    """
     schema = _clean(_inline_refs(model.model_json_schema(mode="serialization")), output=True)
+    if every_field:
+        return {k: v for k, v in schema.items() if k in ("type", "properties", "required")}
     properties = {name: _shallow(prop) for name, prop in schema.get("properties", {}).items()}
     keys = getattr(model, "key_outputs", None)
     if keys is not None:
