@@ -447,3 +447,11 @@ def test_check_cancelled_raises_clear_error(fake_router: ToolRouter) -> None:
     ctx.cancelled.set()
     with pytest.raises(Exception, match="cancelled; nothing was written"):
         ctx.check_cancelled()
+
+
+async def test_text_alone_carries_the_result_for_clients_that_drop_structured_content(
+    fake_router: ToolRouter,
+) -> None:
+    result = await fake_router.call("with_artifacts", {})
+    text_only = types.CallToolResult(content=result.content, is_error=False)
+    assert structured(text_only) == result.structured_content == {"done": True}
