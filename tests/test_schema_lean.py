@@ -32,6 +32,7 @@ class Sample(ToolInput):
     inner: Inner | None = Field(None, description="settings")
     shapes: list[Annotated[A | B, Field(discriminator="kind")]] = Field(default_factory=list, description="shapes")
     pair: tuple[str, str] | None = Field(None, description="two names")
+    patience: int | None = Field(10, ge=1, description="null: no early stopping")
 
 
 class Result(ToolResultModel):
@@ -63,8 +64,11 @@ def test_input_schema_is_lean_and_standard() -> None:
     assert "anyOf" not in props["inner"]  # Optional[X] = None is just an optional X
     assert [v["properties"]["kind"] for v in props["shapes"]["items"]["oneOf"]] == [{"const": "a"}, {"const": "b"}]
     assert props["pair"]["items"] == {"type": "string"} and props["pair"]["minItems"] == 2
+    # null is "left out" where the default is null, but a meaning of its own next to another default
+    assert props["patience"]["type"] == ["integer", "null"] and props["patience"]["default"] == 10
     validator = jsonschema.Draft202012Validator(schema)
     assert validator.is_valid({"uri": "u", "ratio": 3, "shapes": [{"kind": "b", "size": 2}], "pair": ["x", "y"]})
+    assert validator.is_valid({"uri": "u", "patience": None})
     assert not validator.is_valid({"uri": "u", "ratio": 0})  # the bound is enforced by clients too
     assert not validator.is_valid({"uri": "u", "colour": "red"})
 

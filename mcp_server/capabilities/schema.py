@@ -23,6 +23,7 @@ from pydantic import BaseModel
 # pydantic leaves these on a union it cannot push them into; they mean the JSON Schema bounds.
 _BOUND_KEYWORDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
 _DROPPED_KEYWORDS = {"title", "discriminator"}
+_VALUE_KEYWORDS = {"default", "examples", "enum", "const"}  # their values are data, never rewritten
 # What an output field keeps: its type (and, for arrays of plain values, their type). Enums go:
 # the server writes the values, and a client reads them whatever they are.
 _OUTPUT_KEYWORDS = {"type", "anyOf"}
@@ -97,11 +98,16 @@ def _clean(node: Any, *, output: bool) -> Any:
             continue
         if key in ("properties", "$defs", "patternProperties"):  # maps of names: the names are not keywords
             out[key] = {name: _clean(sub, output=output) for name, sub in value.items()}
+        elif key in _VALUE_KEYWORDS:
+            out[key] = value
         else:
             out[_BOUND_KEYWORDS.get(str(key), str(key))] = _clean(value, output=output)
+    # Null is just "left out" for an input whose default is null; with another default (such as
+    # early_stopping_rounds=10) null means something (off) and stays allowed.
+    null_is_absent = not output and out.get("default") is None
     if out.get("default", ...) is None:
         del out["default"]
-    out = _collapse_union(out, output=output)
+    out = _collapse_union(out, output=not null_is_absent)
     if "enum" in out or "const" in out:  # the values say the type
         out.pop("type", None)
     prefix = out.get("prefixItems")
@@ -112,7 +118,8 @@ def _clean(node: Any, *, output: bool) -> Any:
 
 
 def _collapse_union(node: dict[str, Any], *, output: bool) -> dict[str, Any]:
-    """`anyOf` of a value and null, or of plain types only, written the short way."""
+    """`anyOf` of a value and null, or of plain types only, written the short way; with
+    `output` false, the null option is dropped (the field is simply left out instead)."""
     options = node.get("anyOf")
     if not isinstance(options, list):
         return node
@@ -131,10 +138,12 @@ def _collapse_union(node: dict[str, Any], *, output: bool) -> dict[str, Any]:
         (value,) = plain
         if not output:
             return {**value, **rest}
-        if "enum" in value:
+        if "enum" in value:  # the enum must admit the null too
             return {**value, **rest, "enum": [*value["enum"], None]}
         if isinstance(value.get("type"), str):
             return {**value, **rest, "type": [value["type"], "null"]}
+    if nullable and not output:  # an optional input is simply left out
+        return {**node, "anyOf": plain}
     return node
 
 
@@ -151,15 +160,19 @@ def _drop_nested_closed(node: Any) -> Any:
         return [_drop_nested_closed(item) for item in node]
     if not isinstance(node, dict):
         return node
-    return {
-        k: ({n: _drop_nested_closed(sub) for n, sub in v.items()} if k == "properties" else _drop_nested_closed(v))
-        for k, v in node.items()
-        if not (k == "additionalProperties" and v is False)
-    }
+    out = {}
+    for key, value in node.items():
+        if key == "additionalProperties" and value is False:
+            continue
+        if key == "properties":
+            out[key] = {name: _drop_nested_closed(sub) for name, sub in value.items()}
+        else:
+            out[key] = value if key in _VALUE_KEYWORDS else _drop_nested_closed(value)
+    return out
 
 
 def _shallow(node: dict[str, Any]) -> dict[str, Any]:
-    """An output field by its type only (and enum); what is nested inside, by type only."""
+    """An output field by its type; what is nested inside it, by type only too."""
     out = {k: v for k, v in node.items() if k in _OUTPUT_KEYWORDS}
     values = node.get("enum", [node["const"]] if "const" in node else None)
     if values is not None and "type" not in out:  # an enum's values say its type
