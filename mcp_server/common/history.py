@@ -23,7 +23,7 @@ def capped_history(
     history: Sequence[dict[str, Any]] | None, full_uri: str | None, *, limit: int = MAX_HISTORY
 ) -> dict[str, Any]:
     """`{"history": [...], "history_total": n, "history_s3_uri": uri}` for a result model."""
-    entries = list(history or [])
+    entries = [_rounded(entry) for entry in history or []]
     total = len(entries)
     if total <= limit:
         return {"history": entries, "history_total": total, "history_s3_uri": full_uri if total else None}
@@ -34,6 +34,11 @@ def capped_history(
     if best is not None:
         keep.add(best)
     return {"history": [entries[i] for i in sorted(keep)], "history_total": total, "history_s3_uri": full_uri}
+
+
+def _rounded(entry: dict[str, Any]) -> dict[str, Any]:
+    """Scores to 6 significant digits (a float's 17 cost ~3x the tokens); stored entries keep all."""
+    return {k: float(f"{v:.6g}") if isinstance(v, float) and math.isfinite(v) else v for k, v in entry.items()}
 
 
 def best_index(entries: Sequence[dict[str, Any]]) -> int | None:

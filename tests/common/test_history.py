@@ -12,10 +12,12 @@ def rounds(n: int, best_at: int) -> list[dict[str, float]]:
     return [{"iteration": i, "validation_logloss": 1.0 + abs(i - best_at) / n} for i in range(n)]
 
 
-def test_short_history_is_returned_whole() -> None:
-    series = rounds(30, 10)
+def test_short_history_is_returned_whole_with_scores_to_six_digits() -> None:
+    series = [{"epoch": 1, "loss": 0.6931471805599453, "val_loss": float("nan")}, {"epoch": 2, "loss": 0.25}]
     out = capped_history(series, "s3://b/m/metadata.json")
-    assert out == {"history": series, "history_total": 30, "history_s3_uri": "s3://b/m/metadata.json"}
+    assert out["history_total"] == 2 and out["history_s3_uri"] == "s3://b/m/metadata.json"
+    assert out["history"][0]["loss"] == 0.693147 and out["history"][1] == {"epoch": 2, "loss": 0.25}
+    assert out["history"][0]["epoch"] == 1 and out["history"][0]["val_loss"] != out["history"][0]["val_loss"]
 
 
 def test_empty_history_links_nothing() -> None:
