@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from mcp_server.capabilities import schema
 from mcp_server.capabilities.base import BaseCapability, ProgressSender, ToolContext, ToolOutput, ToolSpec
+from mcp_server.capabilities.tool_cache import cached_tools
 from mcp_server.common.exceptions import ConfigError, MLOpsError
 from mcp_server.common.logger import get_logger, log_event, redact
 from mcp_server.common.s3_utils import S3Utils
@@ -121,7 +122,7 @@ class ToolRouter:
                     continue
                 self._specs[spec.name] = spec
                 self._owner[spec.name] = capability.name
-        self._tools = [self._describe(spec) for spec in self._specs.values()]
+        self._tools = cached_tools(list(self._specs.values()), self._describe)
 
     @property
     def tool_names(self) -> list[str]:

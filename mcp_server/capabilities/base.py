@@ -30,15 +30,19 @@ _log = get_logger(__name__)
 
 
 class ToolInput(BaseModel):
-    """Base of every tool's input model: unknown fields are refused, not silently dropped."""
+    """Base of every tool's input model: unknown fields are refused, not silently dropped.
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    Validators are built on first use (`defer_build`): a start-up that finds the tool list cached
+    (capabilities/tool_cache.py) need not build every model.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
 
 class ToolResultModel(BaseModel):
     """Base of every tool's output model (the `structured_content` and its `outputSchema`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     # The fields `outputSchema` lists: what a client reads and chains (None: every field). Results
     # still carry every field; the list keeps `tools/list` short (see capabilities/schema.py).
     key_outputs: ClassVar[tuple[str, ...] | None] = None
