@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import inspect
 import json
+import secrets
 import threading
 import time
 from collections.abc import Sequence
@@ -79,11 +80,26 @@ def default_summary(spec: ToolSpec, output: BaseModel, data: dict[str, Any]) -> 
     return f"{spec.name}: " + (", ".join(f"{k}={str(v)[:80]}" for k, v in scalars) or "done")
 
 
-def success_result(spec: ToolSpec, output: ToolOutput) -> types.CallToolResult:
+# ~20k cl100k tokens of JSON: under the 25k tokens Claude Code accepts from a tool.
+MAX_RESULT_CHARS = 60_000
+RESULTS_PREFIX = "results"  # server-owned: full results too large to return
+
+
+def success_result(spec: ToolSpec, output: ToolOutput, storage: S3Utils | None = None) -> types.CallToolResult:
+    """The result: a one-line summary (what a person scanning the transcript reads), then the same
+    JSON as structured_content, compact (clients that ignore structured_content still get it).
+
+    A result over MAX_RESULT_CHARS is shortened (long lists and maps cut) and, given `storage`
+    (not in read-only mode), kept whole at `result_truncated.full_result_s3_uri`.
+    """
     data = output.data.model_dump(mode="json")
-    # A one-line summary first (what a person scanning the transcript reads), then the same JSON
-    # as structured_content, compact: clients that ignore structured_content still get it.
-    text = f"{output.summary or default_summary(spec, output.data, data)}\n{compact_json(data)}"
+    summary = output.summary or default_summary(spec, output.data, data)
+    body = compact_json(data)
+    if len(body) > MAX_RESULT_CHARS:
+        data = shortened(spec, data, body, storage)
+        body = compact_json(data)
+        summary += f" (shortened; the full result: {data['result_truncated']['full_result_s3_uri']})"
+    text = f"{summary}\n{body}"
     content: list[Any] = [types.TextContent(type="text", text=text)]
     for image in output.images:
         content.append(types.ImageContent(type="image", data=base64.b64encode(image).decode(), mime_type="image/png"))
@@ -98,6 +114,37 @@ def success_result(spec: ToolSpec, output: ToolOutput) -> types.CallToolResult:
             )
         )
     return types.CallToolResult(content=content, structured_content=data, is_error=False)
+
+
+def shortened(spec: ToolSpec, data: dict[str, Any], body: str, storage: S3Utils | None) -> dict[str, Any]:
+    full_uri = None
+    if storage is not None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        try:
+            loc = storage.resolve(f"{RESULTS_PREFIX}/{spec.name}-{stamp}-{secrets.token_hex(4)}.json", "result")
+            storage.write_bytes(loc, body.encode(), "application/json")
+            full_uri = loc.uri
+        except Exception:  # the shortened result is still worth returning
+            _log.warning("could not store the full result of %s", spec.name, exc_info=True)
+    keep = 50
+    while True:
+        short = {key: _cut(value, keep) for key, value in data.items()}  # every top-level field stays
+        if len(compact_json(short)) <= MAX_RESULT_CHARS or keep == 1:
+            break
+        keep //= 2
+    short["result_truncated"] = {"full_result_s3_uri": full_uri, "items_kept": keep, "characters": len(body)}
+    return short
+
+
+def _cut(value: Any, keep: int) -> Any:
+    """Lists to their first `keep` items, maps to their first 2 * `keep` keys, long strings cut."""
+    if isinstance(value, list):
+        return [_cut(item, keep) for item in value[:keep]]
+    if isinstance(value, dict):
+        return {k: _cut(v, keep) for k, v in list(value.items())[: 2 * keep]}
+    if isinstance(value, str) and len(value) > 40 * keep:
+        return value[: 40 * keep] + "..."
+    return value
 
 
 class ToolRouter:
@@ -194,7 +241,8 @@ class ToolRouter:
         log_event(_log, 20, "tool done", tool=name, seconds=round(time.perf_counter() - started, 3))
         if isinstance(output, BaseModel):
             output = ToolOutput(data=output)
-        return success_result(spec, output)
+        storage = None if self.config.read_only else self.storage
+        return await anyio.to_thread.run_sync(success_result, spec, output, storage)
 
     async def _run(self, spec: ToolSpec, ctx: ToolContext, params: BaseModel) -> Any:
         # The first call imports the tool's module (pandas, scikit-learn, ...): off the event loop.

@@ -28,7 +28,7 @@ from mcp_server.capabilities.base import (
 from mcp_server.client import result_text, structured
 from mcp_server.common.exceptions import ConfigError, InvalidInputError, NotFoundError
 from mcp_server.config import Config
-from mcp_server.router import ERROR_META_KEY, ToolRouter
+from mcp_server.router import ERROR_META_KEY, MAX_RESULT_CHARS, ToolRouter
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -51,6 +51,15 @@ class NoInput(ToolInput):
 
 class Empty(ToolResultModel):
     done: bool = True
+
+
+class BigOutput(ToolResultModel):
+    rows: list[dict[str, Any]]
+    label: str
+
+
+def big(ctx: ToolContext, params: NoInput) -> BigOutput:
+    return BigOutput(rows=[{"i": i, "value": i * 0.5, "name": f"row-{i}"} for i in range(20_000)], label="big")
 
 
 class SleepInput(ToolInput):
@@ -172,6 +181,7 @@ class AlphaCapability(BaseCapability):
             spec("fail_unexpected", fail_unexpected),
             spec("fail_nested_validation", fail_nested_validation),
             spec("with_artifacts", with_artifacts, read_only=False),
+            spec("big", big, output=BigOutput),
         ]
 
 
@@ -455,3 +465,27 @@ async def test_text_alone_carries_the_result_for_clients_that_drop_structured_co
     result = await fake_router.call("with_artifacts", {})
     text_only = types.CallToolResult(content=result.content, is_error=False)
     assert structured(text_only) == result.structured_content == {"done": True}
+
+
+async def test_oversized_result_is_shortened_and_stored_whole(fake_router: ToolRouter) -> None:
+    result = await fake_router.call("big", {})
+    assert not result.is_error
+    summary, body = text_of(result).split("\n")
+    assert len(body) <= MAX_RESULT_CHARS and "shortened; the full result: " in summary
+    out = structured(result)
+    assert (
+        out["label"] == "big"
+        and 1 <= len(out["rows"]) <= 50
+        and out["rows"][0] == {"i": 0, "value": 0.0, "name": "row-0"}
+    )
+    truncated = out["result_truncated"]
+    full = json.loads(fake_router.storage.read_bytes(fake_router.storage.resolve(truncated["full_result_s3_uri"])))
+    assert len(full["rows"]) == 20_000 and truncated["characters"] > MAX_RESULT_CHARS
+    assert truncated["full_result_s3_uri"].endswith(".json") and "/results/big-" in truncated["full_result_s3_uri"]
+
+
+async def test_read_only_server_shortens_without_writing(config: Config) -> None:
+    ro = Config.from_env({"MLOPS_STORAGE_ROOT": str(config.storage_root), "MLOPS_READ_ONLY": "1"})
+    result = await ToolRouter([AlphaCapability(ro)], ro).call("big", {})
+    assert structured(result)["result_truncated"]["full_result_s3_uri"] is None
+    assert not (config.storage_root / "results").exists()
