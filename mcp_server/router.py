@@ -98,7 +98,8 @@ def success_result(spec: ToolSpec, output: ToolOutput, storage: S3Utils | None =
     if len(body) > MAX_RESULT_CHARS:
         data = shortened(spec, data, body, storage)
         body = compact_json(data)
-        summary += f" (shortened; the full result: {data['result_truncated']['full_result_s3_uri']})"
+        full_uri = data["result_truncated"]["full_result_s3_uri"]
+        summary += f" (shortened; the full result: {full_uri or 'not stored, read-only server'})"
     text = f"{summary}\n{body}"
     content: list[Any] = [types.TextContent(type="text", text=text)]
     for image in output.images:
