@@ -242,8 +242,9 @@ class ToolRouter:
         log_event(_log, 20, "tool done", tool=name, seconds=round(time.perf_counter() - started, 3))
         if isinstance(output, BaseModel):
             output = ToolOutput(data=output)
-        storage = None if self.config.read_only else self.storage
-        return await anyio.to_thread.run_sync(success_result, spec, output, storage)
+        # On the loop, as before (no worker-thread token needed); only a rare oversized result
+        # writes to storage here.
+        return success_result(spec, output, None if self.config.read_only else self.storage)
 
     async def _run(self, spec: ToolSpec, ctx: ToolContext, params: BaseModel) -> Any:
         # The first call imports the tool's module (pandas, scikit-learn, ...): off the event loop.
