@@ -13,7 +13,7 @@ import pytest
 
 from mcp_server.client import result_text
 from mcp_server.config import Config
-from mcp_server.router import ERROR_META_KEY
+from mcp_server.router import ERROR_META_KEY, ToolRouter
 from mcp_server.server import UnifiedMLOpsMCPServer
 from tests.e2e.ts_client import node_path, run_ts_client
 
@@ -75,13 +75,15 @@ def example(schema: dict[str, Any], name: str) -> Any:
     return {"model_name": "no-such-model", "environment": "NoSuchEnv-v0", "job_id": "job-0000"}.get(name, "x")
 
 
-def error_calls(listed: list[Any]) -> list[dict[str, Any]]:
+async def error_calls(router: ToolRouter) -> list[dict[str, Any]]:
+    """One failing call per tool: its required inputs naming nothing that exists, or (for a tool
+    that needs nothing, or that such inputs do not fail, e.g. a signature check) an unknown field."""
     calls = []
-    for tool in listed:
+    for tool in router.list_tools():
         schema = tool.input_schema
         arguments = {key: example(schema["properties"][key], key) for key in schema.get("required", [])}
-        if not arguments:  # nothing required: an unknown field makes it an error
-            arguments = {"no_such_field": 1}
+        if not arguments or not (await router.call(tool.name, arguments)).is_error:
+            arguments = {**arguments, "no_such_field": 1}
         calls.append({"name": tool.name, "arguments": arguments})
     # Calls that fail schema validation (the issue's three), plus an unknown tool.
     calls += [
@@ -94,11 +96,10 @@ def error_calls(listed: list[Any]) -> list[dict[str, Any]]:
 
 
 async def test_every_tools_error_message_reaches_the_ts_client(storage_root: Path) -> None:
-    listed = tools(storage_root)
-    calls = error_calls(listed)
-    results = run_ts_client("calls", env(storage_root), {"calls": calls})["results"]
     router = UnifiedMLOpsMCPServer(Config.from_env(env(storage_root))).router
-    assert len(results) == len(calls) >= len(listed) + 4
+    calls = await error_calls(router)
+    results = run_ts_client("calls", env(storage_root), {"calls": calls})["results"]
+    assert len(results) == len(calls) >= len(router.tool_names) + 4
     for call, got in zip(calls, results, strict=True):
         label = f"{call['name']}({json.dumps(call['arguments'])})"
         assert got["thrown"] is None, f"{label}: the SDK threw instead of showing the tool's error: {got['thrown']}"
