@@ -55,15 +55,15 @@ async def connect(
 
 
 def structured(result: types.CallToolResult) -> dict[str, Any]:
-    """The result's structured content, or its text parsed as JSON for clients that ignore it."""
+    """The result's structured content, or its text parsed as JSON for clients that ignore it
+    (the text is a one-line summary, then the JSON)."""
     if result.structured_content is not None:
         return dict(result.structured_content)
     for item in result.content:
         if isinstance(item, types.TextContent):
-            text = item.text
-            start = text.find("{")
-            if start >= 0:
-                return dict(json.loads(text[start:]))
+            _, _, body = item.text.partition("\n")
+            if body.startswith("{"):
+                return dict(json.loads(body))
     return {}
 
 

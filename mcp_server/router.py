@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import inspect
 import json
+import secrets
 import threading
 import time
 from collections.abc import Sequence
@@ -20,7 +21,9 @@ import anyio.to_thread
 import mcp_types as types
 from pydantic import BaseModel, ValidationError
 
+from mcp_server.capabilities import schema
 from mcp_server.capabilities.base import BaseCapability, ProgressSender, ToolContext, ToolOutput, ToolSpec
+from mcp_server.capabilities.tool_cache import cached_tools
 from mcp_server.common.exceptions import ConfigError, MLOpsError
 from mcp_server.common.logger import get_logger, log_event, redact
 from mcp_server.common.s3_utils import S3Utils
@@ -49,19 +52,56 @@ def format_validation_error(error: ValidationError) -> str:
     return "Invalid arguments:\n" + "\n".join(lines)
 
 
+ERROR_META_KEY = "mlops/error"
+
+
 def error_result(message: str, details: dict[str, Any] | None = None) -> types.CallToolResult:
+    """The message (with its field and hint) as text; the error kind machine-readable in `_meta`.
+
+    No `structured_content`: it would not match the tool's `outputSchema`, and the TypeScript SDK
+    (Claude Desktop, VS Code, Cursor, the Inspector) validates it on errors too, replacing the
+    message with a schema error.
+    """
+    meta = {k: v for k, v in (details or {"kind": "error"}).items() if v is not None and k != "message"}
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=message)],
-        structured_content={"error": details or {"message": message}},
+        _meta={ERROR_META_KEY: meta},
         is_error=True,
     )
 
 
-def success_result(spec: ToolSpec, output: ToolOutput) -> types.CallToolResult:
+def compact_json(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def default_summary(spec: ToolSpec, output: BaseModel, data: dict[str, Any]) -> str:
+    """`load_dataset: rows=569, columns=31`: the scalar key outputs, for tools that give no summary."""
+    keys = getattr(output, "key_outputs", None) or list(data)
+    scalars = [(k, data[k]) for k in keys if isinstance(data.get(k), str | int | float | bool)][:4]
+    return f"{spec.name}: " + (", ".join(f"{k}={str(v)[:80]}" for k, v in scalars) or "done")
+
+
+# ~20k cl100k tokens of JSON: under the 25k tokens Claude Code accepts from a tool.
+MAX_RESULT_CHARS = 60_000
+RESULTS_PREFIX = "results"  # server-owned: full results too large to return
+
+
+def success_result(spec: ToolSpec, output: ToolOutput, storage: S3Utils | None = None) -> types.CallToolResult:
+    """The result: a one-line summary (what a person scanning the transcript reads), then the same
+    JSON as structured_content, compact (clients that ignore structured_content still get it).
+
+    A result over MAX_RESULT_CHARS is shortened (long lists and maps cut) and, given `storage`
+    (not in read-only mode), kept whole at `result_truncated.full_result_s3_uri`.
+    """
     data = output.data.model_dump(mode="json")
-    text = json.dumps(data, indent=2, default=str)
-    if output.summary:
-        text = f"{output.summary}\n{text}"
+    summary = output.summary or default_summary(spec, output.data, data)
+    body = compact_json(data)
+    if len(body) > MAX_RESULT_CHARS:
+        data = shortened(spec, data, body, storage)
+        body = compact_json(data)
+        full_uri = data["result_truncated"]["full_result_s3_uri"]
+        summary += f" (shortened; the full result: {full_uri or 'not stored, read-only server'})"
+    text = f"{summary}\n{body}"
     content: list[Any] = [types.TextContent(type="text", text=text)]
     for image in output.images:
         content.append(types.ImageContent(type="image", data=base64.b64encode(image).decode(), mime_type="image/png"))
@@ -76,6 +116,37 @@ def success_result(spec: ToolSpec, output: ToolOutput) -> types.CallToolResult:
             )
         )
     return types.CallToolResult(content=content, structured_content=data, is_error=False)
+
+
+def shortened(spec: ToolSpec, data: dict[str, Any], body: str, storage: S3Utils | None) -> dict[str, Any]:
+    full_uri = None
+    if storage is not None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        try:
+            loc = storage.resolve(f"{RESULTS_PREFIX}/{spec.name}-{stamp}-{secrets.token_hex(4)}.json", "result")
+            storage.write_bytes(loc, body.encode(), "application/json")
+            full_uri = loc.uri
+        except Exception:  # the shortened result is still worth returning
+            _log.warning("could not store the full result of %s", spec.name, exc_info=True)
+    keep = 50
+    while True:
+        short = {key: _cut(value, keep) for key, value in data.items()}  # every top-level field stays
+        if len(compact_json(short)) <= MAX_RESULT_CHARS or keep == 1:
+            break
+        keep //= 2
+    short["result_truncated"] = {"full_result_s3_uri": full_uri, "items_kept": keep, "characters": len(body)}
+    return short
+
+
+def _cut(value: Any, keep: int) -> Any:
+    """Lists to their first `keep` items, maps to their first 2 * `keep` keys, long strings cut."""
+    if isinstance(value, list):
+        return [_cut(item, keep) for item in value[:keep]]
+    if isinstance(value, dict):
+        return {k: _cut(v, keep) for k, v in list(value.items())[: 2 * keep]}
+    if isinstance(value, str) and len(value) > 40 * keep:
+        return value[: 40 * keep] + "..."
+    return value
 
 
 class ToolRouter:
@@ -98,7 +169,7 @@ class ToolRouter:
                     continue
                 self._specs[spec.name] = spec
                 self._owner[spec.name] = capability.name
-        self._tools = [self._describe(spec) for spec in self._specs.values()]
+        self._tools = cached_tools(list(self._specs.values()), self._describe)
 
     @property
     def storage(self) -> S3Utils:
@@ -124,10 +195,9 @@ class ToolRouter:
             name=spec.name,
             title=spec.title,
             description=spec.description,
-            input_schema=spec.input_model.model_json_schema(),
-            output_schema=spec.output_model.model_json_schema(mode="serialization"),
-            annotations=types.ToolAnnotations(
-                title=spec.title,
+            input_schema=schema.input_schema(spec.input_model),
+            output_schema=schema.output_schema(spec.output_model),
+            annotations=types.ToolAnnotations(  # no title here: the tool's own `title` says it once
                 read_only_hint=spec.read_only,
                 destructive_hint=spec.destructive,
                 idempotent_hint=spec.idempotent,
@@ -179,12 +249,16 @@ class ToolRouter:
         log_event(_log, 20, "tool done", tool=name, seconds=round(time.perf_counter() - started, 3))
         if isinstance(output, BaseModel):
             output = ToolOutput(data=output)
-        return success_result(spec, output)
+        # On the loop, as before (no worker-thread token needed); only a rare oversized result
+        # writes to storage here.
+        return success_result(spec, output, None if self.config.read_only else self.storage)
 
     async def _run(self, spec: ToolSpec, ctx: ToolContext, params: BaseModel) -> Any:
-        if inspect.iscoroutinefunction(spec.fn):
+        # The first call imports the tool's module (pandas, scikit-learn, ...): off the event loop.
+        fn = await anyio.to_thread.run_sync(spec.function) if isinstance(spec.fn, str) else spec.fn
+        if inspect.iscoroutinefunction(fn):
             try:
-                return await spec.fn(ctx, params)
+                return await fn(ctx, params)
             except anyio.get_cancelled_exc_class():
                 ctx.cancelled.set()
                 raise
@@ -192,7 +266,7 @@ class ToolRouter:
 
         def work() -> Any:
             try:
-                return spec.fn(ctx, params)
+                return fn(ctx, params)
             finally:
                 finished.set()
 

@@ -29,11 +29,20 @@ CAPABILITY_CLASSES: tuple[type[BaseCapability], ...] = (
     NotificationCapability,
 )
 
+# Conventions shared by many tools, said once here (sent once per session) rather than in every
+# tool description of `tools/list`.
 INSTRUCTIONS = (
     "MLOps tools over S3 or local storage. Every *_uri input takes s3://bucket/key, file:///path "
-    "or a plain key inside the configured storage. Typical flow: load_dataset -> validate_data -> "
-    "preprocess_supervised -> split_dataset -> train_* -> evaluate_* -> register_model. Long "
-    "training returns a job_id when it outlives max_wait_seconds: poll get_training_metrics."
+    "or a plain key inside the configured storage; datasets are CSV, Parquet or JSON (format from "
+    "the extension unless file_format says otherwise). Typical flow: load_dataset -> validate_data -> "
+    "preprocess_supervised -> split_dataset -> train_* -> evaluate_* -> register_model. "
+    "Preprocessed data carries its fitted pipeline: trainers bundle it, so raw test data works later. "
+    "Trainers run as jobs: a call waits up to max_wait_seconds (default 50), then returns job_id with "
+    "status running (wait=false returns at once); poll get_training_metrics, stop with "
+    "cancel_training_job. Omitted random_state: a fresh seed, returned. A model bundle is the folder a "
+    "trainer returns as model_s3_uri. thresholds are minimums, maximums for error metrics (log_loss, "
+    "mae, mse, rmse, mape, davies_bouldin). history lists at most 50 entries (first, best, last "
+    "included); history_s3_uri holds the full series. Errors say what was wrong and how to fix it."
 )
 
 

@@ -106,3 +106,27 @@ def any_router(any_config: Config) -> ToolRouter:
 def ctx(router: ToolRouter) -> ToolContext:
     """A tool context on local storage, for calling tool functions directly."""
     return router.make_context()
+
+
+@pytest.fixture(autouse=True)
+def _results_match_their_output_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every tool result any test produces is checked against the tool's listed `outputSchema`.
+
+    The TypeScript SDK (Claude Desktop, VS Code, Cursor, the Inspector) validates structured
+    content on success and error results alike; a mismatch would hide the result from its user.
+    """
+    import jsonschema
+
+    original = ToolRouter.call
+
+    async def checked(self: ToolRouter, name: str, arguments: Any = None, progress_sender: Any = None) -> Any:
+        result = await original(self, name, arguments, progress_sender)
+        schema = next((tool.output_schema for tool in self.list_tools() if tool.name == name), None)
+        if result.is_error:
+            assert result.structured_content is None, f"{name}: an error result carries structured content"
+        elif schema is not None:
+            assert result.structured_content is not None, f"{name}: no structured content"
+            jsonschema.Draft202012Validator(schema).validate(result.structured_content)
+        return result
+
+    monkeypatch.setattr(ToolRouter, "call", checked)

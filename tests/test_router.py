@@ -28,7 +28,7 @@ from mcp_server.capabilities.base import (
 from mcp_server.client import result_text, structured
 from mcp_server.common.exceptions import ConfigError, InvalidInputError, NotFoundError
 from mcp_server.config import Config
-from mcp_server.router import ToolRouter
+from mcp_server.router import ERROR_META_KEY, MAX_RESULT_CHARS, ToolRouter
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -51,6 +51,15 @@ class NoInput(ToolInput):
 
 class Empty(ToolResultModel):
     done: bool = True
+
+
+class BigOutput(ToolResultModel):
+    rows: list[dict[str, Any]]
+    label: str
+
+
+def big(ctx: ToolContext, params: NoInput) -> BigOutput:
+    return BigOutput(rows=[{"i": i, "value": i * 0.5, "name": f"row-{i}"} for i in range(20_000)], label="big")
 
 
 class SleepInput(ToolInput):
@@ -172,6 +181,7 @@ class AlphaCapability(BaseCapability):
             spec("fail_unexpected", fail_unexpected),
             spec("fail_nested_validation", fail_nested_validation),
             spec("with_artifacts", with_artifacts, read_only=False),
+            spec("big", big, output=BigOutput),
         ]
 
 
@@ -275,6 +285,7 @@ async def test_unknown_tool_is_error(fake_router: ToolRouter) -> None:
     result = await fake_router.call("does_not_exist", {})
     assert result.is_error
     assert "Unknown tool 'does_not_exist'" in text_of(result)
+    assert result.structured_content is None
     assert "tools/list" in text_of(result)
 
 
@@ -282,7 +293,8 @@ async def test_validation_error_names_the_field(fake_router: ToolRouter) -> None
     result = await fake_router.call("echo", {"text": "hi", "times": 9})
     assert result.is_error
     assert "times:" in text_of(result) and "less than or equal to 5" in text_of(result)
-    assert result.structured_content == {"error": {"kind": "invalid_input", "tool": "echo"}}
+    assert result.structured_content is None
+    assert result.meta == {ERROR_META_KEY: {"kind": "invalid_input", "tool": "echo"}}
 
 
 async def test_missing_and_unknown_fields_are_named(fake_router: ToolRouter) -> None:
@@ -304,16 +316,14 @@ async def test_mlops_error_becomes_is_error_with_field_and_hint(fake_router: Too
     result = await fake_router.call("fail_expected", {})
     assert result.is_error
     assert text_of(result) == "target_column: column 'price' is not in the data. Use one of: a, b."
-    assert result.structured_content == {
-        "error": {
-            "kind": "invalid_input",
-            "field": "target_column",
-            "message": "column 'price' is not in the data",
-            "hint": "Use one of: a, b.",
-        }
+    # No structured content (the output schema would refuse it); the kind, field and hint in _meta.
+    assert result.structured_content is None
+    assert result.meta == {
+        ERROR_META_KEY: {"kind": "invalid_input", "field": "target_column", "hint": "Use one of: a, b."}
     }
     not_found = await fake_router.call("fail_not_found", {})
-    assert not_found.structured_content["error"]["kind"] == "not_found"
+    assert not_found.structured_content is None
+    assert not_found.meta is not None and not_found.meta[ERROR_META_KEY]["kind"] == "not_found"
 
 
 async def test_unexpected_exception_is_short_error_with_traceback_only_in_logs(
@@ -325,7 +335,8 @@ async def test_unexpected_exception_is_short_error_with_traceback_only_in_logs(
     text = text_of(result)
     assert text.startswith("fail_unexpected failed unexpectedly (KeyError)")
     assert "Traceback" not in text and "/srv/secret/path" not in text
-    assert result.structured_content == {"error": {"kind": "internal_error", "type": "KeyError"}}
+    assert result.structured_content is None
+    assert result.meta == {ERROR_META_KEY: {"kind": "internal_error", "type": "KeyError"}}
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert errors[0].exc_info is not None and errors[0].exc_info[0] is KeyError
@@ -344,7 +355,11 @@ async def test_structured_content_and_text_carry_the_same_json(fake_router: Tool
     assert not result.is_error
     assert result.structured_content is not None
     assert result.structured_content["echoed"] == "abab"
-    assert json.loads(text_of(result)) == result.structured_content
+    summary, body = text_of(result).split("\n")
+    # Without a summary of its own the tool gets one from its scalar outputs; the JSON is compact.
+    assert summary.startswith("echo: echoed=abab, thread=")
+    assert json.loads(body) == result.structured_content
+    assert body == json.dumps(result.structured_content, separators=(",", ":"))
 
 
 async def test_summary_precedes_the_json_in_text(fake_router: ToolRouter) -> None:
@@ -442,3 +457,35 @@ def test_check_cancelled_raises_clear_error(fake_router: ToolRouter) -> None:
     ctx.cancelled.set()
     with pytest.raises(Exception, match="cancelled; nothing was written"):
         ctx.check_cancelled()
+
+
+async def test_text_alone_carries_the_result_for_clients_that_drop_structured_content(
+    fake_router: ToolRouter,
+) -> None:
+    result = await fake_router.call("with_artifacts", {})
+    text_only = types.CallToolResult(content=result.content, is_error=False)
+    assert structured(text_only) == result.structured_content == {"done": True}
+
+
+async def test_oversized_result_is_shortened_and_stored_whole(fake_router: ToolRouter) -> None:
+    result = await fake_router.call("big", {})
+    assert not result.is_error
+    summary, body = text_of(result).split("\n")
+    assert len(body) <= MAX_RESULT_CHARS and "shortened; the full result: " in summary
+    out = structured(result)
+    assert (
+        out["label"] == "big"
+        and 1 <= len(out["rows"]) <= 50
+        and out["rows"][0] == {"i": 0, "value": 0.0, "name": "row-0"}
+    )
+    truncated = out["result_truncated"]
+    full = json.loads(fake_router.storage.read_bytes(fake_router.storage.resolve(truncated["full_result_s3_uri"])))
+    assert len(full["rows"]) == 20_000 and truncated["characters"] > MAX_RESULT_CHARS
+    assert truncated["full_result_s3_uri"].endswith(".json") and "/results/big-" in truncated["full_result_s3_uri"]
+
+
+async def test_read_only_server_shortens_without_writing(config: Config) -> None:
+    ro = Config.from_env({"MLOPS_STORAGE_ROOT": str(config.storage_root), "MLOPS_READ_ONLY": "1"})
+    result = await ToolRouter([AlphaCapability(ro)], ro).call("big", {})
+    assert structured(result)["result_truncated"]["full_result_s3_uri"] is None
+    assert not (config.storage_root / "results").exists()

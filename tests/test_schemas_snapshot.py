@@ -117,3 +117,52 @@ def test_schemas_are_plain_json(tools: list[Any]) -> None:
     for tool in tools:
         round_trip = json.loads(json.dumps({"in": tool.input_schema, "out": tool.output_schema}))
         assert round_trip == {"in": tool.input_schema, "out": tool.output_schema}, tool.name
+
+
+# JSON Schema 2020-12 keywords the generated schemas may use; anything else (pydantic's `gt`,
+# OpenAPI's `discriminator`, a leftover `title`) is refused by strict validators or is noise.
+KEYWORDS = {
+    "type", "properties", "required", "additionalProperties", "items", "prefixItems", "enum", "const",
+    "anyOf", "oneOf", "allOf", "not", "default", "description", "examples", "$defs", "$ref",
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "pattern",
+    "minItems", "maxItems", "uniqueItems", "format", "minProperties", "maxProperties",
+}  # fmt: skip
+
+
+def schema_keywords(node: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, list):
+        for item in node:
+            found |= schema_keywords(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("properties", "$defs"):  # maps of names, not of keywords
+                for sub in value.values():
+                    found |= schema_keywords(sub)
+                found.add(key)
+            elif key not in ("default", "examples", "enum", "const"):  # values, not schemas
+                found.add(key)
+                found |= schema_keywords(value)
+            else:
+                found.add(key)
+    return found
+
+
+def test_schemas_are_valid_json_schema_with_standard_keywords_only(tools: list[Any]) -> None:
+    import jsonschema
+
+    for tool in tools:
+        for part, schema in (("input", tool.input_schema), ("output", tool.output_schema)):
+            jsonschema.Draft202012Validator.check_schema(schema)
+            unknown = schema_keywords(schema) - KEYWORDS
+            assert not unknown, f"{tool.name} {part} schema uses non-JSON-Schema keywords {sorted(unknown)}"
+
+
+def test_schemas_carry_no_generated_titles(tools: list[Any]) -> None:
+    for tool in tools:
+        assert "title" not in schema_keywords(tool.input_schema) | schema_keywords(tool.output_schema), tool.name
+
+
+def test_pca_n_components_bound_is_a_json_schema_bound(tools: list[Any]) -> None:
+    n_components = next(t for t in tools if t.name == "train_pca").input_schema["properties"]["n_components"]
+    assert n_components["exclusiveMinimum"] == 0 and "gt" not in n_components

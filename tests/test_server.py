@@ -69,3 +69,27 @@ async def test_call_tool_over_protocol(server: UnifiedMLOpsMCPServer) -> None:
 
         unknown = await client.call_tool("no_such_tool", {})
         assert unknown.is_error and "Unknown tool" in result_text(unknown)
+
+
+def test_every_tool_names_a_function_that_imports(server: UnifiedMLOpsMCPServer) -> None:
+    for name in server.router.tool_names:
+        assert callable(server.router.spec(name).function()), name
+
+
+def test_listing_tools_imports_nothing_heavy(storage_root: Path) -> None:
+    # A fresh interpreter: this test process has imported pandas and friends long ago.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mcp_server.config import Config\n"
+        "from mcp_server.server import UnifiedMLOpsMCPServer\n"
+        f"server = UnifiedMLOpsMCPServer(Config.from_env({{'MLOPS_STORAGE_ROOT': {str(storage_root)!r}}}))\n"
+        "assert server.router.list_tools()\n"
+        "heavy = ('pandas', 'numpy', 'pyarrow', 'sklearn', 'scipy', 'torch', 'tensorflow', 'xgboost', 'boto3',"
+        " 'matplotlib', 'gymnasium', 'jsonschema')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

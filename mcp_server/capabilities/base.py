@@ -7,6 +7,8 @@ and must offload their own heavy work (the training job runner does).
 
 from __future__ import annotations
 
+import functools
+import importlib
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -30,15 +32,22 @@ _log = get_logger(__name__)
 
 
 class ToolInput(BaseModel):
-    """Base of every tool's input model: unknown fields are refused, not silently dropped."""
+    """Base of every tool's input model: unknown fields are refused, not silently dropped.
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    Validators are built on first use (`defer_build`): a start-up that finds the tool list cached
+    (capabilities/tool_cache.py) need not build every model.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
 
 class ToolResultModel(BaseModel):
     """Base of every tool's output model (the `structured_content` and its `outputSchema`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+    # The fields `outputSchema` lists: what a client reads and chains (None: every field). Results
+    # still carry every field; the list keeps `tools/list` short (see capabilities/schema.py).
+    key_outputs: ClassVar[tuple[str, ...] | None] = None
 
 
 @dataclass
@@ -120,6 +129,16 @@ class ToolContext:
 ToolFn = Callable[[ToolContext, Any], Any]
 
 
+@functools.cache
+def import_tool_function(ref: str) -> ToolFn:
+    """`"package.module:function"` -> the function (imported once, on the first call)."""
+    module, _, name = ref.partition(":")
+    fn = getattr(importlib.import_module(module), name)
+    if not callable(fn):
+        raise TypeError(f"{ref} is not a function")
+    return fn
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     """One tool: its contract (models, annotations) and the function that does the work."""
@@ -128,7 +147,9 @@ class ToolSpec:
     description: str
     input_model: type[ToolInput]
     output_model: type[BaseModel]
-    fn: ToolFn
+    # The function, or "package.module:function": tables name their tools' modules instead of
+    # importing them, so that listing tools never imports pandas, scikit-learn or the like.
+    fn: ToolFn | str
     read_only: bool
     destructive: bool
     idempotent: bool
@@ -138,6 +159,9 @@ class ToolSpec:
     @property
     def writes(self) -> bool:
         return not self.read_only
+
+    def function(self) -> ToolFn:
+        return import_tool_function(self.fn) if isinstance(self.fn, str) else self.fn
 
 
 class BaseCapability:

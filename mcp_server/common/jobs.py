@@ -33,7 +33,7 @@ from mcp_server.common import workers
 from mcp_server.common.bundles import now_iso
 from mcp_server.common.exceptions import CancelledError, InvalidInputError, MLOpsError, NotFoundError
 from mcp_server.common.logger import get_logger
-from mcp_server.common.s3_utils import S3Utils, json_bytes, parse_json
+from mcp_server.common.s3_utils import Location, S3Utils, json_bytes, parse_json
 from mcp_server.common.workers import LOST_MESSAGE, ProcessTask
 
 _log = get_logger(__name__)
@@ -297,10 +297,13 @@ class JobRunner:
             return
         job._last_write = now
         try:
-            loc = self.storage.resolve(f"{JOBS_PREFIX}/{job.job_id}.json", "job_id")
-            self.storage.write_bytes(loc, json_bytes(self.record(job)), "application/json")
+            self.storage.write_bytes(self.record_location(job.job_id), json_bytes(self.record(job)), "application/json")
         except Exception:  # storage trouble must not kill the work; the in-memory record still answers
             _log.warning("could not write the record of job %s", job.job_id, exc_info=True)
+
+    def record_location(self, job_id: str) -> Location:
+        """Where the job's record (with its full history) is stored."""
+        return self.storage.resolve(f"{JOBS_PREFIX}/{job_id}.json", "job_id")
 
     def read(self, job_id: str) -> dict[str, Any]:
         """The job's record: live from memory, else from storage (a dead server's job reads as failed)."""
@@ -311,7 +314,7 @@ class JobRunner:
         job = self.get(job_id)
         if job is not None:
             return self.record(job)
-        loc = self.storage.resolve(f"{JOBS_PREFIX}/{job_id}.json", "job_id")
+        loc = self.record_location(job_id)
         if not self.storage.exists(loc):
             raise NotFoundError(f"no job {job_id!r}", field="job_id", hint="Pass the job_id a train_* tool returned.")
         record = parse_json(self.storage.read_bytes(loc, max_bytes=64 * 1024**2), loc.uri)

@@ -44,39 +44,39 @@ class _Wrapper(BaseModel):
 
 
 class NormalizeObservationWrapper(_Wrapper):
-    """Running mean/std normalisation of observations (Box observation spaces only)."""
+    """Running mean/std of observations (Box spaces)."""
 
     type: Literal["normalize_observation"]
-    epsilon: float = Field(1e-8, gt=0, le=1, description="stability term added to the variance")
+    epsilon: float = Field(1e-8, gt=0, le=1)
 
 
 class NormalizeRewardWrapper(_Wrapper):
-    """Scales rewards by a running estimate of the discounted return's standard deviation."""
+    """Scales rewards by the running return's std."""
 
     type: Literal["normalize_reward"]
-    gamma: float = Field(0.99, gt=0, le=1, description="discount used for the running return")
-    epsilon: float = Field(1e-8, gt=0, le=1, description="stability term added to the variance")
+    gamma: float = Field(0.99, gt=0, le=1)
+    epsilon: float = Field(1e-8, gt=0, le=1)
 
 
 class ScaleRewardWrapper(_Wrapper):
     """Multiplies every reward by a constant."""
 
     type: Literal["scale_reward"]
-    scale: float = Field(gt=0, le=1e6, description="factor applied to every reward")
+    scale: float = Field(gt=0, le=1e6)
 
 
 class FrameStackWrapper(_Wrapper):
-    """Observations become the last `stack_size` observations stacked."""
+    """Stacks the last `stack_size` observations."""
 
     type: Literal["frame_stack"]
-    stack_size: int = Field(4, ge=2, le=64, description="how many consecutive observations to stack")
+    stack_size: int = Field(4, ge=2, le=64)
 
 
 class TimeLimitWrapper(_Wrapper):
-    """Episodes are truncated after `max_episode_steps` (replaces the environment's own limit)."""
+    """Truncates episodes (replaces the own limit)."""
 
     type: Literal["time_limit"]
-    max_episode_steps: int = Field(ge=1, le=10_000_000, description="steps before an episode is truncated")
+    max_episode_steps: int = Field(ge=1, le=10_000_000)
 
 
 EnvWrapper = Annotated[

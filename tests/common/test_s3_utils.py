@@ -356,7 +356,9 @@ def test_concurrent_create_only_has_exactly_one_winner(storage: S3Utils) -> None
 
 def test_concurrent_write_if_match_has_exactly_one_winner(storage: S3Utils) -> None:
     loc = storage.resolve("registry/counter.json")
-    tag = storage.create_only(loc, b"0")
+    # Not b"0": the tag is the content's hash, so a winner writing the same bytes would leave the
+    # tag unchanged and let a second writer match it too (S3's ETag behaves the same way).
+    tag = storage.create_only(loc, b"initial")
     n = 8
     barrier = threading.Barrier(n)
     won: list[int] = []

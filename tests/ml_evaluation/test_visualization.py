@@ -112,3 +112,29 @@ async def test_failed_plot_writes_nothing(
         output_s3_uri="x/lc.png",
     )
     assert not (eval_root / "x" / "lc.png").exists()
+
+
+async def test_bundle_plot_refuses_a_test_data_uri_that_does_not_exist(
+    eval_router: ToolRouter, trained: dict[str, Trained]
+) -> None:
+    text = await call_error(
+        eval_router,
+        "visualization",
+        model_s3_uri=trained["rf"].uri,
+        plot_type="feature_importance",
+        test_data_s3_uri="data/no-such-test.parquet",
+    )
+    assert text.startswith("test_data_s3_uri: ") and "does not exist" in text and "leave test_data_s3_uri out" in text
+
+
+async def test_bundle_plot_warns_that_existing_test_data_is_unused(
+    eval_router: ToolRouter, trained: dict[str, Trained]
+) -> None:
+    out = await call(
+        eval_router,
+        "visualization",
+        model_s3_uri=trained["rf"].uri,
+        plot_type="feature_importance",
+        test_data_s3_uri=trained["rf"].test_uri,
+    )
+    assert out["warnings"] == ["test_data_s3_uri is not used: feature_importance is drawn from the model bundle"]

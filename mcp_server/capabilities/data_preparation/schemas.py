@@ -13,12 +13,13 @@ FileFormat = Literal["csv", "parquet", "json"]
 
 
 class LoadDatasetInput(ToolInput):
-    s3_uri: str = Field(description="s3://bucket/key, file:///path or a key inside the storage root")
-    file_format: FileFormat | None = Field(None, description="csv, parquet or json; default: from the extension")
-    preview_rows: int = Field(5, ge=0, le=100, description="how many first rows to return in `preview`")
+    s3_uri: str = Field(description="the dataset")
+    file_format: FileFormat | None = Field(None, description="default: from the extension")
+    preview_rows: int = Field(5, ge=0, le=100, description="first rows in preview")
 
 
 class LoadDatasetOutput(ToolResultModel):
+    key_outputs = ("rows", "columns", "column_names", "dtypes", "missing_values", "preview")
     s3_uri: str
     rows: int
     columns: int
@@ -34,23 +35,20 @@ ColumnDtype = Literal["int", "float", "string", "bool", "datetime", "category"]
 
 
 class ColumnRule(BaseModel):
-    """What one column must satisfy. Every stated rule is checked; unstated ones are not."""
+    """One column's rules (only stated ones are checked)."""
 
     model_config = ConfigDict(extra="forbid")
 
     dtype: ColumnDtype | None = Field(
         None,
-        description="int (whole numbers, gaps allowed), float (any number), string, bool, "
-        "datetime (values parseable as dates), category (any discrete values)",
+        description="int: whole numbers; datetime: parseable dates",
     )
-    nullable: bool = Field(True, description="false: no missing values allowed")
-    required: bool = Field(True, description="false: the column may be absent")
-    min: float | str | None = Field(None, description="smallest allowed value (number, or ISO date for datetime)")
-    max: float | str | None = Field(None, description="largest allowed value (number, or ISO date for datetime)")
-    allowed_values: list[str | int | float | bool] | None = Field(
-        None, min_length=1, description="the only values allowed (missing values are governed by nullable)"
-    )
-    unique: bool = Field(False, description="true: no value may repeat")
+    nullable: bool = Field(True, description="false: no gaps")
+    required: bool = Field(True, description="false: may be absent")
+    min: float | str | None = Field(None, description="number or ISO date")
+    max: float | str | None = Field(None, description="number or ISO date")
+    allowed_values: list[str | int | float | bool] | None = Field(None, min_length=1)
+    unique: bool = Field(False, description="no repeats")
 
     @model_validator(mode="after")
     def _bounds_in_order(self) -> ColumnRule:
@@ -62,18 +60,16 @@ class ColumnRule(BaseModel):
 
 
 class ValidateDataInput(ToolInput):
-    data_s3_uri: str = Field(description="the dataset to check (csv, parquet or json)")
-    file_format: FileFormat | None = Field(None, description="csv, parquet or json; default: from the extension")
+    data_s3_uri: str = Field(description="the dataset")
+    file_format: FileFormat | None = Field(None, description="default: from the extension")
     schema_: dict[str, ColumnRule] | None = Field(
         None,
         alias="schema",
-        description='per-column rules, e.g. {"age": {"dtype": "int", "min": 0, "nullable": false}}',
+        description='per-column rules, e.g. {"age": {"dtype": "int", "min": 0}}',
     )
-    required_columns: list[str] = Field(default_factory=list, description="columns that must be present")
-    max_missing_ratio: float | None = Field(
-        None, ge=0, le=1, description="largest allowed share of missing values in any column (0..1)"
-    )
-    max_examples: int = Field(5, ge=1, le=50, description="offending values shown per violation")
+    required_columns: list[str] = Field(default_factory=list, description="must be present")
+    max_missing_ratio: float | None = Field(None, ge=0, le=1, description="largest share of gaps in any column")
+    max_examples: int = Field(5, ge=1, le=50, description="offending values shown")
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -87,6 +83,7 @@ class Violation(BaseModel):
 
 
 class ValidateDataOutput(ToolResultModel):
+    key_outputs = ("is_valid", "errors", "warnings", "checks")
     data_s3_uri: str
     is_valid: bool
     rows: int
@@ -102,17 +99,14 @@ class PreprocessingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    normalize: bool = Field(True, description="standardise numeric columns (StandardScaler)")
+    normalize: bool = Field(True, description="standardise numeric columns")
     handle_missing: Literal["drop", "mean", "median", "mode"] = Field(
         "median",
-        description="numeric gaps: drop the rows, or impute mean/median/mode (categorical gaps are "
-        "always imputed with the mode). With drop, rows are dropped before fitting and the saved "
-        "pipeline still imputes (numeric mean, categorical mode) at apply time",
+        description="numeric gaps: drop rows or impute (categorical: mode)",
     )
     encode_categorical: bool | Literal["onehot", "ordinal"] = Field(
         "onehot",
-        description="onehot (true) or ordinal codes for text/categorical columns; false leaves them out. "
-        "Unseen categories at apply time become all zeros (onehot) or -1 (ordinal)",
+        description="text columns: onehot (true), ordinal, or false (left out)",
     )
 
     @field_validator("encode_categorical", mode="before")
@@ -130,42 +124,35 @@ class PreprocessingConfig(BaseModel):
 
 
 class _PreprocessInput(ToolInput):
-    dataset_s3_uri: str = Field(description="the raw dataset (csv, parquet or json)")
-    file_format: FileFormat | None = Field(None, description="csv, parquet or json; default: from the extension")
+    dataset_s3_uri: str = Field(description="the raw dataset")
+    file_format: FileFormat | None = Field(None, description="default: from the extension")
     preprocessing_config: PreprocessingConfig = Field(
         default_factory=lambda: PreprocessingConfig.model_validate({}),
-        description="normalize (default true), handle_missing (default median), encode_categorical (default onehot)",
+        description="how columns become features",
     )
-    keep_columns: list[str] = Field(
-        default_factory=list, description="raw columns copied unchanged into the output (ids, labels for evaluation)"
-    )
+    keep_columns: list[str] = Field(default_factory=list, description="raw columns copied unchanged (ids, labels)")
     output_s3_uri: str | None = Field(
         None,
-        description="where the processed Parquet goes; default next to the input: <dataset>.processed.parquet "
-        "(supervised) or <dataset>.unsupervised.parquet",
+        description="the processed Parquet",
     )
-    pipeline_output_s3_uri: str | None = Field(
-        None, description="where the fitted pipeline (.skops) goes; default: <output>.pipeline.skops next to the output"
-    )
+    pipeline_output_s3_uri: str | None = Field(None, description="the pipeline; default <output>.pipeline.skops")
 
 
 class PreprocessSupervisedInput(_PreprocessInput):
-    target_column: str = Field(description="the label column; kept unchanged in the output")
-    task_type: Literal["classification", "regression"] = Field(
-        description="classification (labels, kept as they are) or regression (a numeric target)"
-    )
-    feature_columns: list[str] | None = Field(
-        None, min_length=1, description="raw columns to use as features; default: every column but the target"
-    )
+    target_column: str = Field(description="the label column")
+    task_type: Literal["classification", "regression"] = Field(description="the task")
+    feature_columns: list[str] | None = Field(None, min_length=1, description="default: all but the target")
 
 
 class PreprocessUnsupervisedInput(_PreprocessInput):
-    columns: list[str] | None = Field(
-        None, min_length=1, description="raw columns to use as features; default: every column"
-    )
+    columns: list[str] | None = Field(None, min_length=1, description="feature columns; default: all")
+
+
+PREPROCESS_KEYS: tuple[str, ...] = ("output_s3_uri", "pipeline_s3_uri", "n_rows", "feature_names")
 
 
 class PreprocessOutput(ToolResultModel):
+    key_outputs = PREPROCESS_KEYS
     output_s3_uri: str
     pipeline_s3_uri: str = Field(description="the fitted preprocessing; load it with bundles.load_skops")
     source_s3_uri: str
@@ -183,6 +170,7 @@ class PreprocessOutput(ToolResultModel):
 
 
 class PreprocessSupervisedOutput(PreprocessOutput):
+    key_outputs = PREPROCESS_KEYS
     target_column: str
     task_type: str
     class_counts: dict[str, int] | None = Field(None, description="rows per class (classification)")
@@ -190,22 +178,19 @@ class PreprocessSupervisedOutput(PreprocessOutput):
 
 # ---------------------------------------------------------------------------- reinforcement
 class PreprocessReinforcementInput(ToolInput):
-    environment: str = Field(description="a registered Gymnasium id, e.g. CartPole-v1")
+    environment: str = Field(description="Gymnasium id, e.g. CartPole-v1")
     wrappers: list[EnvWrapper] = Field(
         default_factory=list,
-        description="applied in order, each type at most once: normalize_observation {epsilon}, "
-        "normalize_reward {gamma, epsilon}, scale_reward {scale}, frame_stack {stack_size}, "
-        "time_limit {max_episode_steps} (replaces the environment's own limit)",
+        description="applied in order, each type once",
     )
     env_kwargs: dict[str, str | int | float | bool | None] = Field(
-        default_factory=dict, description='keyword arguments for gymnasium.make, e.g. {"is_slippery": false}'
+        default_factory=dict, description="gymnasium.make arguments"
     )
-    output_s3_uri: str | None = Field(
-        None, description="where the JSON spec goes; default: env_specs/<environment>[-<config hash>].json"
-    )
+    output_s3_uri: str | None = Field(None, description="where the spec goes")
 
 
 class PreprocessReinforcementOutput(ToolResultModel):
+    key_outputs = ("env_spec_s3_uri", "observation_space", "action_space")
     env_spec_s3_uri: str
     environment: str
     wrappers: list[dict[str, Any]]
@@ -221,37 +206,37 @@ class _Operation(BaseModel):
 
 
 class PolynomialOp(_Operation):
-    """Products of the columns up to `degree` (e.g. `a^2`, `a*b`); the columns themselves are kept."""
+    """Products up to `degree` (`a^2`, `a*b`)."""
 
     type: Literal["polynomial"]
     columns: list[str] = Field(min_length=1, description="numeric columns")
     degree: int = Field(2, ge=2, le=5)
-    interaction_only: bool = Field(False, description="true: only products of distinct columns")
+    interaction_only: bool = False
 
 
 class InteractionOp(_Operation):
-    """One product column per pair: `a*b`."""
+    """`a*b` per pair."""
 
     type: Literal["interaction"]
-    pairs: list[tuple[str, str]] = Field(min_length=1, description='pairs of numeric columns, e.g. [["a", "b"]]')
+    pairs: list[tuple[str, str]] = Field(min_length=1, description='e.g. [["a", "b"]]')
 
 
 class LogOp(_Operation):
-    """`log1p_<col>` (values must be >= 0) or `log_<col>` (values must be > 0)."""
+    """`log1p_<col>` (x >= 0) or `log_<col>` (x > 0)."""
 
     type: Literal["log"]
     columns: list[str] = Field(min_length=1, description="numeric columns")
-    log1p: bool = Field(True, description="true: log(1 + x), allows zeros")
+    log1p: bool = True
 
 
 class BinOp(_Operation):
-    """`<column>_bin`: the bin index (0-based) or the label of each value's bin."""
+    """`<column>_bin`: bin index or label."""
 
     type: Literal["bin"]
     column: str
     bins: int = Field(4, ge=2, le=100)
-    strategy: Literal["quantile", "uniform"] = Field("quantile", description="equal counts or equal widths")
-    labels: list[str] | None = Field(None, description="one label per bin (default: bin indexes)")
+    strategy: Literal["quantile", "uniform"] = "quantile"
+    labels: list[str] | None = Field(None, description="one per bin")
 
     @model_validator(mode="after")
     def _labels_match(self) -> BinOp:
@@ -268,41 +253,37 @@ def _all_parts() -> list[DatetimePart]:
 
 
 class DatetimeOp(_Operation):
-    """`<column>_<part>` for each part (dayofweek: Monday=0)."""
+    """`<column>_<part>` (dayofweek: Monday=0)."""
 
     type: Literal["datetime"]
     column: str
-    parts: list[DatetimePart] = Field(
-        default_factory=_all_parts, min_length=1, description="which parts to extract (default: all five)"
-    )
+    parts: list[DatetimePart] = Field(default_factory=_all_parts, min_length=1)
 
 
 class OneHotOp(_Operation):
-    """`<column>_<value>` 0/1 columns per distinct value (missing: all zeros)."""
+    """`<column>_<value>` 0/1 columns."""
 
     type: Literal["one_hot"]
     columns: list[str] = Field(min_length=1)
-    drop_original: bool = Field(True, description="remove the encoded columns")
-    max_categories: int = Field(50, ge=2, le=1000, description="refuse columns with more distinct values")
+    drop_original: bool = True
+    max_categories: int = Field(50, ge=2, le=1000)
 
 
 Operation = Annotated[PolynomialOp | InteractionOp | LogOp | BinOp | DatetimeOp | OneHotOp, Field(discriminator="type")]
 
 
 class FeatureEngineeringInput(ToolInput):
-    dataset_s3_uri: str = Field(description="the dataset to add columns to (csv, parquet or json)")
-    file_format: FileFormat | None = Field(None, description="csv, parquet or json; default: from the extension")
+    dataset_s3_uri: str = Field(description="the dataset")
+    file_format: FileFormat | None = Field(None, description="default: from the extension")
     operations: list[Operation] = Field(
         min_length=1,
-        description="applied in order (later ones may use columns earlier ones made); each has a `type`: "
-        "polynomial, interaction, log, bin, datetime, one_hot",
+        description="in order; later ones may use earlier ones' columns",
     )
-    output_s3_uri: str | None = Field(
-        None, description="default: <dataset>.features.parquet next to the input; the extension sets the format"
-    )
+    output_s3_uri: str | None = Field(None, description="the output (its extension sets the format)")
 
 
 class FeatureEngineeringOutput(ToolResultModel):
+    key_outputs = ("output_s3_uri", "new_columns")
     output_s3_uri: str
     rows: int
     new_columns: list[str]
@@ -312,23 +293,22 @@ class FeatureEngineeringOutput(ToolResultModel):
 
 # ---------------------------------------------------------------------------- split_dataset
 class SplitDatasetInput(ToolInput):
-    dataset_s3_uri: str = Field(
-        description="the dataset to split (csv, parquet or json; processed Parquet keeps lineage)"
-    )
-    file_format: FileFormat | None = Field(None, description="csv, parquet or json; default: from the extension")
+    dataset_s3_uri: str = Field(description="the dataset")
+    file_format: FileFormat | None = Field(None, description="default: from the extension")
     train_ratio: float | None = Field(None, ge=0, lt=1, description="default 0.7")
-    validation_ratio: float | None = Field(None, ge=0, lt=1, description="default 0.15; 0 writes no validation file")
-    test_ratio: float | None = Field(None, ge=0, lt=1, description="default 0.15; 0 writes no test file")
-    stratify_column: str | None = Field(None, description="keep this column's class ratios in every part")
-    random_state: int = Field(42, ge=0, description="same value, same data -> identical files")
-    shuffle: bool = Field(True, description="false: keep row order (train first), e.g. for time series")
+    validation_ratio: float | None = Field(None, ge=0, lt=1, description="default 0.15")
+    test_ratio: float | None = Field(None, ge=0, lt=1, description="default 0.15")
+    stratify_column: str | None = Field(None, description="keep its class ratios")
+    random_state: int = Field(42, ge=0, description="seed")
+    shuffle: bool = Field(True, description="false: keep row order")
     output_prefix: str | None = Field(
         None,
-        description="folder for train/validation/test.parquet; default: <dataset>.train.parquet etc. next to the input",
+        description="folder for train/validation/test.parquet",
     )
 
 
 class SplitDatasetOutput(ToolResultModel):
+    key_outputs = ("train_s3_uri", "validation_s3_uri", "test_s3_uri", "train_rows", "validation_rows", "test_rows")
     train_s3_uri: str
     validation_s3_uri: str | None
     test_s3_uri: str | None
@@ -343,13 +323,14 @@ class SplitDatasetOutput(ToolResultModel):
 
 # ---------------------------------------------------------------------------- save_processed_data
 class SaveProcessedDataInput(ToolInput):
-    data_s3_uri: str = Field(description="the dataset to copy or convert")
-    output_s3_uri: str = Field(description="destination; replaced if it exists (never the input itself)")
-    file_format: FileFormat | None = Field(None, description="csv, parquet or json; default: from the output extension")
-    input_format: FileFormat | None = Field(None, description="format of data_s3_uri; default: from its extension")
+    data_s3_uri: str = Field(description="the dataset")
+    output_s3_uri: str = Field(description="destination")
+    file_format: FileFormat | None = Field(None, description="default: from the output extension")
+    input_format: FileFormat | None = Field(None, description="default: from its extension")
 
 
 class SaveProcessedDataOutput(ToolResultModel):
+    key_outputs = ("output_s3_uri", "rows", "sha256")
     output_s3_uri: str
     rows: int
     columns: int

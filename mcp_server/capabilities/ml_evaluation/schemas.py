@@ -20,14 +20,11 @@ PlotType = Literal[
     "reward_curve",
 ]
 
-_MODEL_URI = "the model bundle folder a train_* tool returned (model_s3_uri), or its metadata.json"
-_TEST_URI = "test data (CSV, Parquet or JSON) with the model's raw or processed feature columns"
-_TARGET = "label column in the test data; default: the bundle's target_column"
-_THRESHOLDS = (
-    "minimum (or, for lower-is-better metrics such as log_loss, rmse, mae, mape, davies_bouldin: maximum) "
-    'value per metric, e.g. {"accuracy": 0.9}; gives `passed` and `failed_metrics`'
-)
-_SAVE = "save the result as JSON under <model>/evaluations/ (returned as evaluation_s3_uri)"
+_MODEL_URI = "the model bundle"
+_TEST_URI = "test data, raw or processed columns"
+_TARGET = "default: the bundle's target"
+_THRESHOLDS = 'e.g. {"accuracy": 0.9}; maximums for error metrics'
+_SAVE = "save under <model>/evaluations/"
 
 
 class _Nested(BaseModel):
@@ -47,6 +44,7 @@ class Lineage(_Nested):
 
 
 class LoadModelOutput(ToolResultModel):
+    key_outputs = ("algorithm", "task_type", "feature_names", "sha256_verified", "metadata")
     model_s3_uri: str
     algorithm: str | None
     task_type: str | None
@@ -83,9 +81,7 @@ class EvaluateRegressorInput(EvaluateInput):
 
 
 class EvaluateClusteringInput(EvaluateInput):
-    label_column: str | None = Field(
-        None, description="column with true labels: adds ari and nmi (the column is not used as a feature)"
-    )
+    label_column: str | None = Field(None, description="true labels: adds ari, nmi")
 
 
 class FailedMetric(_Nested):
@@ -103,7 +99,11 @@ class PerClass(_Nested):
     support: int
 
 
+EVALUATION_KEYS: tuple[str, ...] = ("metrics", "passed", "evaluation_s3_uri")
+
+
 class _EvaluationOutput(ToolResultModel):
+    key_outputs = EVALUATION_KEYS
     model_s3_uri: str
     test_data_s3_uri: str
     algorithm: str | None
@@ -118,6 +118,7 @@ class _EvaluationOutput(ToolResultModel):
 
 
 class EvaluateClassifierOutput(_EvaluationOutput):
+    key_outputs = (*EVALUATION_KEYS, "confusion_matrix", "per_class")
     target_column: str
     average: Literal["binary", "weighted"] = Field(
         description="what precision/recall/f1 mean: binary (positive_label) or weighted over classes"
@@ -140,6 +141,7 @@ class EvaluateRegressorOutput(_EvaluationOutput):
 
 
 class EvaluateClusteringOutput(_EvaluationOutput):
+    key_outputs = (*EVALUATION_KEYS, "n_clusters")
     label_column: str | None
     n_clusters: int
     n_noise: int = Field(description="test points assigned to no cluster (label -1)")
@@ -148,18 +150,18 @@ class EvaluateClusteringOutput(_EvaluationOutput):
 
 # ---------------------------------------------------------------------------- compare_models
 class CompareModelsInput(ToolInput):
-    model_s3_uris: list[str] = Field(min_length=2, max_length=20, description="bundles of the same task to compare")
+    model_s3_uris: list[str] = Field(min_length=2, max_length=20, description="bundles of one task")
     test_data_s3_uri: str = Field(description=_TEST_URI)
     metric: str | None = Field(
         None,
-        description="ranking metric; default accuracy (classification), rmse (regression), silhouette (clustering)",
+        description="default accuracy, rmse or silhouette",
     )
     target_column: str | None = Field(None, description=_TARGET)
-    label_column: str | None = Field(None, description="true-label column for clustering models (ari, nmi)")
-    n_bootstrap: int = Field(1000, ge=0, le=10000, description="bootstrap resamples for ci_low/ci_high; 0 skips")
-    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="confidence level of the bootstrap interval")
-    random_state: int = Field(0, description="seed of the bootstrap resampling (the same resamples for every model)")
-    save_result: bool = Field(True, description="save the comparison under <best model>/evaluations/")
+    label_column: str | None = Field(None, description="clustering: true labels")
+    n_bootstrap: int = Field(1000, ge=0, le=10000, description="resamples for the interval; 0 skips")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="interval level")
+    random_state: int = Field(0, description="bootstrap seed")
+    save_result: bool = Field(True, description="save under <best model>/evaluations/")
 
 
 class RankingEntry(_Nested):
@@ -183,6 +185,7 @@ class McNemar(_Nested):
 
 
 class CompareModelsOutput(ToolResultModel):
+    key_outputs = ("ranking", "best_model_s3_uri", "table")
     task_type: str
     metric: str
     higher_is_better: bool
@@ -201,44 +204,37 @@ class CompareModelsOutput(ToolResultModel):
 # ---------------------------------------------------------------------------- visualization
 class VisualizationInput(ToolInput):
     model_s3_uri: str = Field(description=_MODEL_URI)
-    plot_type: PlotType = Field(
-        description=(
-            "confusion_matrix, roc_curve, pr_curve (classifiers), residuals (regressors), clusters "
-            "(clustering; PCA 2-D projection) need test_data_s3_uri; feature_importance, learning_curve "
-            "(training history) and reward_curve (RL history) come from the bundle"
-        )
-    )
+    plot_type: PlotType = Field(description="confusion_matrix, roc_curve, pr_curve, residuals, clusters need test data")
     test_data_s3_uri: str | None = Field(None, description=_TEST_URI)
     target_column: str | None = Field(None, description=_TARGET)
-    output_s3_uri: str | None = Field(None, description="where to save the PNG; default <model>/plots/<plot_type>.png")
-    top_n: int = Field(20, ge=1, le=200, description="feature_importance: how many features to show")
+    output_s3_uri: str | None = Field(None, description="default <model>/plots/<plot_type>.png")
+    top_n: int = Field(20, ge=1, le=200, description="feature_importance: features shown")
 
 
 class VisualizationOutput(ToolResultModel):
+    key_outputs = ("image_s3_uri",)
     model_s3_uri: str
     plot_type: str
     image_s3_uri: str
     bytes: int
     sha256: str
+    warnings: list[str] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------- generate_report
 class GenerateReportInput(ToolInput):
-    model_s3_uri: str | None = Field(None, description=_MODEL_URI + "; or give evaluation_s3_uri")
-    evaluation_s3_uri: str | None = Field(
-        None, description="a saved evaluation result (evaluation_s3_uri of an evaluate_* tool) to report on"
-    )
-    output_s3_uri: str = Field(description="where to write the report (.html or .md)")
+    model_s3_uri: str | None = Field(None, description="the model bundle, or give evaluation_s3_uri")
+    evaluation_s3_uri: str | None = Field(None, description="a saved evaluation")
+    output_s3_uri: str = Field(description=".html or .md")
     format: Literal["html", "markdown"] | None = Field(
         None,
-        description="html (self-contained, images embedded) or markdown (PNG files beside it); default from "
-        "the output name (.md: markdown), else html",
+        description="default: from the output name",
     )
-    test_data_s3_uri: str | None = Field(None, description="evaluate on this data for the report's metrics and plots")
+    test_data_s3_uri: str | None = Field(None, description="evaluate on this data")
     target_column: str | None = Field(None, description=_TARGET)
-    label_column: str | None = Field(None, description="clustering: true-label column")
+    label_column: str | None = Field(None, description="clustering: true labels")
     thresholds: dict[str, float] | None = Field(None, description=_THRESHOLDS)
-    title: str | None = Field(None, max_length=200, description="report title; default from the model")
+    title: str | None = Field(None, max_length=200, description="default from the model")
 
     @model_validator(mode="after")
     def _one_source(self) -> GenerateReportInput:
@@ -248,6 +244,7 @@ class GenerateReportInput(ToolInput):
 
 
 class GenerateReportOutput(ToolResultModel):
+    key_outputs = ("report_s3_uri",)
     report_s3_uri: str
     format: Literal["html", "markdown"]
     model_s3_uri: str

@@ -8,20 +8,14 @@ from pydantic import BaseModel
 
 from mcp_server.capabilities.base import BaseCapability, ToolInput, ToolSpec
 from mcp_server.capabilities.ml_training import schemas as s
-from mcp_server.capabilities.ml_training.tools.export import save_model
-from mcp_server.capabilities.ml_training.tools.jobs import cancel_training_job, get_training_metrics
-from mcp_server.capabilities.ml_training.tools.neural import train_neural_network
-from mcp_server.capabilities.ml_training.tools.supervised import train_random_forest, train_xgboost
-from mcp_server.capabilities.ml_training.tools.unsupervised import train_dbscan, train_kmeans, train_pca, train_tsne
 
-_JOB_NOTE = (
-    " Runs as a job: progress is reported per {unit}; when it outlives max_wait_seconds (default 50) "
-    "the call returns job_id with status running (poll get_training_metrics); wait=false returns at once."
-)
-_SUPERVISED = (
-    " Takes processed data (its preprocessing pipeline is bundled) or raw numeric data; validation "
-    "comes from validation_data_s3_uri or validation_fraction."
-)
+# How jobs behave (wait, max_wait_seconds, job_id, polling) is said once, in the server's instructions.
+_JOB_NOTE = " A job; progress per {unit}."
+_SUPERVISED = ""  # processed data bringing its pipeline into the bundle is said in the instructions
+
+# Tool functions are named, not imported: their modules (pandas, scikit-learn, ...) load on
+# the first call, so listing tools stays fast.
+_TOOLS = "mcp_server.capabilities.ml_training.tools"
 
 
 def _trainer(
@@ -50,88 +44,79 @@ class MLTrainingCapability(BaseCapability):
             _trainer(
                 "train_random_forest",
                 "Train a random forest",
-                "Train a scikit-learn random forest (classification or regression) and write a model bundle "
-                "(skops) with train/validation metrics and feature importance." + _SUPERVISED,
+                "Train a random forest (scikit-learn) into a model bundle with metrics and feature importance."
+                + _SUPERVISED,
                 "batch of trees",
                 s.TrainRandomForestInput,
                 s.TrainRandomForestOutput,
-                train_random_forest,
+                f"{_TOOLS}.supervised:train_random_forest",
             ),
             _trainer(
                 "train_xgboost",
                 "Train XGBoost",
-                "Train gradient-boosted trees with XGBoost (classification or regression; hist by default) and write "
-                "a model bundle (UBJSON). With validation data, early stopping keeps the best round "
-                "(best_iteration)." + _SUPERVISED,
+                "Train XGBoost into a model bundle; with validation data, early stopping keeps the best round."
+                + _SUPERVISED,
                 "boosting round",
                 s.TrainXGBoostInput,
                 s.TrainXGBoostOutput,
-                train_xgboost,
+                f"{_TOOLS}.supervised:train_xgboost",
             ),
             _trainer(
                 "train_neural_network",
                 "Train a neural network",
-                "Train a multilayer perceptron (classification or regression) with framework pytorch (torch, saved "
-                "as safetensors) or tensorflow (Keras 3, saved as .keras); returns per-epoch history. With "
-                "validation data, early stopping restores the best epoch. Features must have no missing values."
-                + _SUPERVISED,
+                "Train an MLP (pytorch or tensorflow) into a model bundle; with validation data, early "
+                "stopping restores the best epoch. No missing values." + _SUPERVISED,
                 "epoch",
                 s.TrainNeuralNetworkInput,
                 s.TrainNeuralNetworkOutput,
-                train_neural_network,
+                f"{_TOOLS}.neural:train_neural_network",
             ),
             _trainer(
                 "train_kmeans",
                 "Train k-means",
-                "Cluster numeric data with k-means. Give n_clusters, or let it be chosen by silhouette among "
-                "min_clusters..max_clusters (2..10). label_column (optional) is left out of fitting and scored "
-                "with ari/nmi. Returns inertia, silhouette and cluster sizes.",
+                "Cluster numeric data with k-means (n_clusters, or the best silhouette in min_clusters..max_clusters).",
                 "candidate k",
                 s.TrainKMeansInput,
                 s.TrainKMeansOutput,
-                train_kmeans,
+                f"{_TOOLS}.unsupervised:train_kmeans",
             ),
             _trainer(
                 "train_dbscan",
                 "Train DBSCAN",
-                "Cluster numeric data with DBSCAN (eps default 0.5, min_samples default 5); returns the number "
-                f"of clusters and noise points. Scale the features first. At most {200_000} rows.",
+                f"Cluster scaled numeric data with DBSCAN (at most {200_000} rows).",
                 "step",
                 s.TrainDBSCANInput,
                 s.TrainDBSCANOutput,
-                train_dbscan,
+                f"{_TOOLS}.unsupervised:train_dbscan",
             ),
             _trainer(
                 "train_pca",
                 "Train PCA",
-                "Fit PCA with n_components as a count or a variance ratio to keep (default 0.95); writes the "
-                "transformed data (pc1..pcN plus the unused columns) and returns explained_variance_ratio.",
+                "Fit PCA and write the transformed data (pc1..pcN plus unused columns).",
                 "step",
                 s.TrainPCAInput,
                 s.TrainPCAOutput,
-                train_pca,
+                f"{_TOOLS}.unsupervised:train_pca",
             ),
             _trainer(
                 "train_tsne",
                 "Train t-SNE",
-                "Embed data in 2 (or 1, 3) dimensions with t-SNE and write the embedding; returns kl_divergence. "
-                "Inputs over max_rows (default 10000) are sampled (sample_if_larger, the default) or refused.",
+                "Embed data with t-SNE and write the embedding (metrics: kl_divergence).",
                 "step",
                 s.TrainTSNEInput,
                 s.TrainTSNEOutput,
-                train_tsne,
+                f"{_TOOLS}.unsupervised:train_tsne",
             ),
             ToolSpec(
                 name="get_training_metrics",
                 title="Get training metrics",
                 description=(
-                    "Status (queued, running, succeeded, failed, cancelled), progress, metrics and per-iteration "
-                    "history of a training job (job_id), or the recorded metrics of a model bundle (model_s3_uri, "
-                    "integrity-checked). Jobs from a server that restarted show as failed."
+                    "Status, progress, metrics and history of a training job (job_id) or of a model bundle. "
+                    "A job whose server restarted reads as failed."
                 ),
                 input_model=s.GetTrainingMetricsInput,
                 output_model=s.GetTrainingMetricsOutput,
-                fn=get_training_metrics,
+                fn=f"{_TOOLS}.jobs:get_training_metrics",
                 read_only=True,
                 destructive=False,
                 idempotent=True,
@@ -140,13 +125,10 @@ class MLTrainingCapability(BaseCapability):
             ToolSpec(
                 name="cancel_training_job",
                 title="Cancel a training job",
-                description=(
-                    "Stop a queued or running training job of this server (e.g. one started with wait=false); "
-                    "it publishes no model. Waits up to wait_seconds (default 10) for it to stop."
-                ),
+                description=("Stop a queued or running job of this server; it publishes no model."),
                 input_model=s.CancelTrainingJobInput,
                 output_model=s.CancelTrainingJobOutput,
-                fn=cancel_training_job,
+                fn=f"{_TOOLS}.jobs:cancel_training_job",
                 read_only=False,
                 destructive=True,
                 idempotent=True,
@@ -156,13 +138,12 @@ class MLTrainingCapability(BaseCapability):
                 name="save_model",
                 title="Save or export a model",
                 description=(
-                    "Copy a model bundle to output_s3_uri after verifying its hashes (format native), or export it "
-                    "to a .onnx file (format onnx: scikit-learn and XGBoost models; the ONNX model takes the "
-                    "processed feature columns as float32)."
+                    "Copy a verified bundle (native) or export scikit-learn/XGBoost to ONNX (float32 processed "
+                    "features)."
                 ),
                 input_model=s.SaveModelInput,
                 output_model=s.SaveModelOutput,
-                fn=save_model,
+                fn=f"{_TOOLS}.export:save_model",
                 read_only=False,
                 destructive=False,
                 idempotent=True,

@@ -15,12 +15,11 @@ from mcp_server.capabilities.base import ToolInput, ToolResultModel
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 SupervisedTask = Literal["classification", "regression"]
 LayerUnits = Annotated[int, Field(ge=1, le=4096)]
+HISTORY_NOTE = "at most 50 evenly spaced entries (first, best and last included); the full series at history_s3_uri"
 
 
 def _seed() -> Any:
-    return Field(
-        default=None, ge=0, le=2**32 - 1, description="seed for reproducible results; default: a fresh seed, recorded"
-    )
+    return Field(default=None, ge=0, le=2**32 - 1, description="seed; default: fresh, returned")
 
 
 def _max_wait() -> Any:
@@ -28,15 +27,12 @@ def _max_wait() -> Any:
         default=None,
         ge=0,
         le=3600,
-        description="wait at most this long before returning the job_id with status running "
-        "(default: the server's MLOPS_MAX_WAIT_SECONDS, 50)",
+        description="then return job_id (default 50)",
     )
 
 
 def _wait() -> Any:
-    return Field(
-        default=True, description="wait for the result (up to max_wait_seconds); false: return the job_id at once"
-    )
+    return Field(default=True, description="false: return job_id at once")
 
 
 class Hyperparameters(BaseModel):
@@ -47,24 +43,20 @@ class Hyperparameters(BaseModel):
 
 class RandomForestHyperparameters(Hyperparameters):
     n_estimators: int = Field(default=100, ge=1, le=5000, description="number of trees")
-    max_depth: int | None = Field(default=None, ge=1, le=1000, description="maximum tree depth; null: unlimited")
+    max_depth: int | None = Field(default=None, ge=1, le=1000, description="null: unlimited")
     min_samples_split: int = Field(default=2, ge=2, le=100_000)
     min_samples_leaf: int = Field(default=1, ge=1, le=100_000)
     max_features: Literal["sqrt", "log2"] | float | None = Field(
         default="sqrt",
-        description="features tried per split: sqrt, log2, a fraction in (0, 1], or null for all",
+        description="per split: sqrt, log2, a fraction, null: all",
     )
     bootstrap: bool = True
-    max_samples: float | None = Field(
-        default=None, gt=0, le=1, description="fraction of rows drawn per tree (bootstrap)"
-    )
+    max_samples: float | None = Field(default=None, gt=0, le=1, description="rows per tree (fraction)")
     criterion: (
         Literal["gini", "entropy", "log_loss", "squared_error", "absolute_error", "friedman_mse", "poisson"] | None
-    ) = Field(default=None, description="split criterion; default gini (classification) or squared_error (regression)")
-    class_weight: Literal["balanced", "balanced_subsample"] | None = Field(
-        default=None, description="classification only"
-    )
-    n_jobs: int = Field(default=-1, ge=-1, le=64, description="CPU threads; -1: all")
+    ) = Field(default=None, description="default gini or squared_error")
+    class_weight: Literal["balanced", "balanced_subsample"] | None = Field(default=None)
+    n_jobs: int = Field(default=-1, ge=-1, le=64, description="-1: all CPUs")
 
     @model_validator(mode="after")
     def _check(self) -> RandomForestHyperparameters:
@@ -87,21 +79,19 @@ class XGBoostHyperparameters(Hyperparameters):
     reg_lambda: float = Field(default=1.0, ge=0)
     max_bin: int = Field(default=256, ge=2, le=4096)
     tree_method: Literal["hist", "approx", "exact"] = "hist"
-    scale_pos_weight: float = Field(
-        default=1.0, gt=0, description="binary classification: weight of the positive class"
-    )
+    scale_pos_weight: float = Field(default=1.0, gt=0, description="positive class weight")
     early_stopping_rounds: int | None = Field(
         default=10,
         ge=1,
         le=10_000,
-        description="stop when the validation score has not improved for this many rounds (needs validation data)",
+        description="needs validation data",
     )
-    n_jobs: int | None = Field(default=None, ge=1, le=64, description="CPU threads; default: all")
+    n_jobs: int | None = Field(default=None, ge=1, le=64, description="default: all CPUs")
 
 
 class NeuralNetworkHyperparameters(Hyperparameters):
     hidden_layers: list[LayerUnits] = Field(
-        default=[64, 32], min_length=1, max_length=10, description="units per hidden layer"
+        default=[64, 32], min_length=1, max_length=10, description="units per layer"
     )
     epochs: int = Field(default=50, ge=1, le=10_000)
     batch_size: int = Field(default=32, ge=1, le=65_536)
@@ -110,13 +100,13 @@ class NeuralNetworkHyperparameters(Hyperparameters):
         default=10,
         ge=1,
         le=1000,
-        description="stop after this many epochs without validation improvement (needs validation)",
+        description="needs validation data",
     )
 
 
 class KMeansHyperparameters(Hyperparameters):
     init: Literal["k-means++", "random"] = "k-means++"
-    n_init: int = Field(default=10, ge=1, le=100, description="runs with different centroid seeds; the best is kept")
+    n_init: int = Field(default=10, ge=1, le=100, description="seeded runs, best kept")
     max_iter: int = Field(default=300, ge=1, le=100_000)
     tol: float = Field(default=1e-4, ge=0)
     algorithm: Literal["lloyd", "elkan"] = "lloyd"
@@ -134,8 +124,8 @@ class PCAHyperparameters(Hyperparameters):
 
 
 class TSNEHyperparameters(Hyperparameters):
-    learning_rate: Literal["auto"] | float = Field(default="auto", description="'auto' or a number in [10, 1000]")
-    max_iter: int = Field(default=1000, ge=300, le=10_000, description="at least 300 (250 are exploration)")
+    learning_rate: Literal["auto"] | float = Field(default="auto", description="'auto' or 10-1000")
+    max_iter: int = Field(default=1000, ge=300, le=10_000)
     early_exaggeration: float = Field(default=12.0, ge=1, le=100)
     init: Literal["pca", "random"] = "pca"
     metric: Literal["euclidean", "manhattan", "cosine", "chebyshev"] = "euclidean"
@@ -155,110 +145,88 @@ class JobInput(ToolInput):
 
 
 class SupervisedInput(JobInput):
-    train_data_s3_uri: str = Field(
-        description="training data (CSV, Parquet or JSON); processed data brings its pipeline"
-    )
+    train_data_s3_uri: str = Field(description="training data")
     target_column: str = Field(min_length=1, description="the label column")
-    model_output_s3_uri: str = Field(description="folder where the model bundle is written")
+    model_output_s3_uri: str = Field(description="bundle folder to write")
     task_type: SupervisedTask | None = Field(
         default=None,
-        description="classification or regression; default: from the data's lineage or the target's values",
+        description="default: from lineage or the target",
     )
-    validation_data_s3_uri: str | None = Field(
-        default=None, description="validation data (processed or raw) for validation metrics and early stopping"
-    )
-    validation_fraction: float | None = Field(
-        default=None, gt=0, le=0.5, description="hold out this fraction of the training rows (stratified) instead"
-    )
-    feature_columns: list[str] | None = Field(
-        default=None, min_length=1, description="features to use; default: every column but the target"
-    )
+    validation_data_s3_uri: str | None = Field(default=None, description="for validation metrics, early stopping")
+    validation_fraction: float | None = Field(default=None, gt=0, le=0.5, description="or hold out this fraction")
+    feature_columns: list[str] | None = Field(default=None, min_length=1, description="default: all but the target")
     random_state: int | None = _seed()
 
 
 class TrainRandomForestInput(SupervisedInput):
-    hyperparameters: RandomForestHyperparameters | None = Field(default=None, description="random forest settings")
+    hyperparameters: RandomForestHyperparameters | None = Field(default=None, description="settings")
 
 
 class TrainXGBoostInput(SupervisedInput):
-    hyperparameters: XGBoostHyperparameters | None = Field(default=None, description="XGBoost settings")
+    hyperparameters: XGBoostHyperparameters | None = Field(default=None, description="settings")
 
 
 class TrainNeuralNetworkInput(SupervisedInput):
-    framework: Literal["pytorch", "tensorflow"] = Field(
-        default="pytorch", description="pytorch (a torch MLP) or tensorflow (a Keras 3 model)"
-    )
+    framework: Literal["pytorch", "tensorflow"] = Field(default="pytorch", description="the library")
     hidden_layers: list[LayerUnits] | None = Field(
         default=None, min_length=1, max_length=10, description="default [64, 32]"
     )
     epochs: int | None = Field(default=None, ge=1, le=10_000, description="default 50")
     batch_size: int | None = Field(default=None, ge=1, le=65_536, description="default 32")
     learning_rate: float | None = Field(default=None, gt=0, le=1, description="default 0.001")
-    hyperparameters: NeuralNetworkHyperparameters | None = Field(
-        default=None, description="the same settings as a group (plus early_stopping_patience)"
-    )
+    hyperparameters: NeuralNetworkHyperparameters | None = Field(default=None, description="the same as a group")
 
 
 class UnsupervisedInput(JobInput):
-    train_data_s3_uri: str = Field(description="data to fit (CSV, Parquet or JSON)")
-    model_output_s3_uri: str = Field(description="folder where the model bundle is written")
-    columns: list[str] | None = Field(
-        default=None, min_length=1, description="feature columns; default: every column but label_column"
-    )
-    label_column: str | None = Field(
-        default=None, description="known labels: not used for fitting, only to report ari/nmi (and kept in outputs)"
-    )
+    train_data_s3_uri: str = Field(description="data to fit")
+    model_output_s3_uri: str = Field(description="bundle folder to write")
+    columns: list[str] | None = Field(default=None, min_length=1, description="default: all but label_column")
+    label_column: str | None = Field(default=None, description="true labels: not fitted, scored (ari/nmi)")
 
 
 class TrainKMeansInput(UnsupervisedInput):
-    n_clusters: int | None = Field(default=None, ge=2, le=1000, description="default: chosen by silhouette")
-    min_clusters: int = Field(default=2, ge=2, le=1000, description="smallest k tried when choosing automatically")
-    max_clusters: int = Field(default=10, ge=2, le=1000, description="largest k tried when choosing automatically")
+    n_clusters: int | None = Field(default=None, ge=2, le=1000, description="default: best silhouette")
+    min_clusters: int = Field(default=2, ge=2, le=1000, description="smallest k tried")
+    max_clusters: int = Field(default=10, ge=2, le=1000, description="largest k tried")
     random_state: int | None = _seed()
-    hyperparameters: KMeansHyperparameters | None = Field(default=None, description="k-means settings")
+    hyperparameters: KMeansHyperparameters | None = Field(default=None, description="settings")
 
 
 class TrainDBSCANInput(UnsupervisedInput):
-    eps: float = Field(default=0.5, gt=0, description="neighbourhood radius")
-    min_samples: int = Field(default=5, ge=1, le=100_000, description="points within eps that make a core point")
-    hyperparameters: DBSCANHyperparameters | None = Field(default=None, description="DBSCAN settings")
+    eps: float = Field(default=0.5, gt=0, description="radius")
+    min_samples: int = Field(default=5, ge=1, le=100_000, description="neighbours of a core point")
+    hyperparameters: DBSCANHyperparameters | None = Field(default=None, description="settings")
 
 
 class TrainPCAInput(UnsupervisedInput):
     n_components: int | float = Field(
         default=0.95,
         gt=0,
-        description="components to keep: a count (>= 1), or a variance ratio in (0, 1) to keep; default 0.95",
+        description="a count, or a variance ratio to keep",
     )
-    transformed_output_s3_uri: str | None = Field(
-        default=None, description="where the transformed data goes; default: <model folder>-transformed.parquet"
-    )
+    transformed_output_s3_uri: str | None = Field(default=None, description="default: <model>-transformed.parquet")
     random_state: int | None = _seed()
-    hyperparameters: PCAHyperparameters | None = Field(default=None, description="PCA settings")
+    hyperparameters: PCAHyperparameters | None = Field(default=None, description="settings")
 
 
 class TrainTSNEInput(UnsupervisedInput):
-    n_components: int = Field(default=2, ge=1, le=3, description="embedding dimensions")
-    perplexity: float = Field(default=30.0, gt=1, le=500, description="must be below the number of rows")
+    n_components: int = Field(default=2, ge=1, le=3, description="dimensions")
+    perplexity: float = Field(default=30.0, gt=1, le=500, description="below the row count")
     max_rows: int = Field(
         default=10_000,
         ge=10,
         le=100_000,
-        description="t-SNE is slow on more rows: larger inputs are sampled or refused",
+        description="larger inputs are sampled or refused",
     )
-    sample_if_larger: bool = Field(
-        default=True, description="true: sample max_rows rows from larger inputs; false: refuse"
-    )
-    embedding_output_s3_uri: str | None = Field(
-        default=None, description="where the embedding goes; default: <model folder>-embedding.parquet"
-    )
+    sample_if_larger: bool = Field(default=True, description="false: refuse")
+    embedding_output_s3_uri: str | None = Field(default=None, description="default: <model>-embedding.parquet")
     random_state: int | None = _seed()
-    hyperparameters: TSNEHyperparameters | None = Field(default=None, description="t-SNE settings")
+    hyperparameters: TSNEHyperparameters | None = Field(default=None, description="settings")
 
 
 class GetTrainingMetricsInput(ToolInput):
-    job_id: str | None = Field(default=None, description="a job_id returned by a train_* tool")
-    model_s3_uri: str | None = Field(default=None, description="or a model bundle (its recorded metrics and history)")
+    job_id: str | None = Field(default=None, description="from a train_* tool")
+    model_s3_uri: str | None = Field(default=None, description="or a model bundle")
 
     @model_validator(mode="after")
     def _one(self) -> GetTrainingMetricsInput:
@@ -268,14 +236,14 @@ class GetTrainingMetricsInput(ToolInput):
 
 
 class CancelTrainingJobInput(ToolInput):
-    job_id: str = Field(description="a job_id returned by a train_* tool")
-    wait_seconds: float = Field(default=10.0, ge=0, le=60, description="how long to wait for the job to stop")
+    job_id: str = Field(description="from a train_* tool")
+    wait_seconds: float = Field(default=10.0, ge=0, le=60, description="wait this long for it to stop")
 
 
 class SaveModelInput(ToolInput):
-    model_s3_uri: str = Field(description="the model bundle to save")
-    output_s3_uri: str = Field(description="native: a folder for the bundle copy; onnx: a .onnx file")
-    format: Literal["native", "onnx"] = Field(default="native", description="native (bundle copy) or onnx")
+    model_s3_uri: str = Field(description="the bundle")
+    output_s3_uri: str = Field(description="native: a folder; onnx: a .onnx file")
+    format: Literal["native", "onnx"] = Field(default="native", description="the format")
 
 
 # --------------------------------------------------------------------------- outputs
@@ -286,8 +254,13 @@ class JobProgress(BaseModel):
     message: str | None = None
 
 
+TRAINING_KEYS: tuple[str, ...] = ("job_id", "status", "model_s3_uri", "metrics")
+
+
 class TrainingOutput(ToolResultModel):
     """Every trainer's result: the job, and (once it succeeded) the model and its scores."""
+
+    key_outputs = TRAINING_KEYS
 
     job_id: str
     status: JobStatus
@@ -298,7 +271,9 @@ class TrainingOutput(ToolResultModel):
     model_s3_uri: str | None = None
     algorithm: str | None = None
     metrics: dict[str, dict[str, float | None]] | None = None
-    history: list[dict[str, Any]] | None = None
+    history: list[dict[str, Any]] | None = Field(default=None, description=HISTORY_NOTE)
+    history_total: int | None = None
+    history_s3_uri: str | None = None
     training_seconds: float | None = None
     timings: dict[str, float] | None = Field(default=None, description="seconds per phase (load, fit, score, write)")
     random_state: int | None = None
@@ -307,6 +282,7 @@ class TrainingOutput(ToolResultModel):
 
 
 class SupervisedOutput(TrainingOutput):
+    key_outputs = (*TRAINING_KEYS, "feature_importance")
     task_type: SupervisedTask | None = None
     classes: list[Any] | None = None
     n_validation_rows: int | None = None
@@ -318,27 +294,32 @@ class TrainRandomForestOutput(SupervisedOutput):
 
 
 class TrainXGBoostOutput(SupervisedOutput):
+    key_outputs = (*TRAINING_KEYS, "feature_importance", "best_iteration")
     best_iteration: int | None = Field(default=None, description="the kept round when early stopping ran")
 
 
 class TrainNeuralNetworkOutput(SupervisedOutput):
+    key_outputs = (*TRAINING_KEYS, "history", "best_epoch")
     framework: str | None = None
     epochs_run: int | None = None
     best_epoch: int | None = None
 
 
 class TrainKMeansOutput(TrainingOutput):
+    key_outputs = (*TRAINING_KEYS, "cluster_sizes")
     n_clusters: int | None = None
     cluster_sizes: list[int] | None = None
 
 
 class TrainDBSCANOutput(TrainingOutput):
+    key_outputs = (*TRAINING_KEYS, "n_clusters", "n_noise")
     n_clusters: int | None = None
     n_noise: int | None = None
     cluster_sizes: list[int] | None = None
 
 
 class TrainPCAOutput(TrainingOutput):
+    key_outputs = (*TRAINING_KEYS, "explained_variance_ratio", "transformed_s3_uri")
     n_components: int | None = None
     explained_variance_ratio: list[float] | None = None
     cumulative_variance_ratio: float | None = None
@@ -346,12 +327,14 @@ class TrainPCAOutput(TrainingOutput):
 
 
 class TrainTSNEOutput(TrainingOutput):
+    key_outputs = (*TRAINING_KEYS, "embedding_s3_uri")
     embedding_s3_uri: str | None = None
     n_rows_embedded: int | None = None
     sampled: bool | None = None
 
 
 class GetTrainingMetricsOutput(ToolResultModel):
+    key_outputs = ("status", "progress", "metrics", "history", "history_total", "history_s3_uri", "error")
     status: JobStatus
     job_id: str | None = None
     tool: str | None = None
@@ -359,7 +342,9 @@ class GetTrainingMetricsOutput(ToolResultModel):
     queue_position: int | None = None
     model_s3_uri: str | None = None
     metrics: dict[str, Any] | None = None
-    history: list[dict[str, Any]] = Field(default_factory=list)
+    history: list[dict[str, Any]] = Field(default_factory=list, description=HISTORY_NOTE)
+    history_total: int = 0
+    history_s3_uri: str | None = None
     error: str | None = None
     result: dict[str, Any] | None = Field(default=None, description="the trainer's full result once it succeeded")
     created_at: str | None = None
@@ -368,12 +353,14 @@ class GetTrainingMetricsOutput(ToolResultModel):
 
 
 class CancelTrainingJobOutput(ToolResultModel):
+    key_outputs = ("status", "message")
     job_id: str
     status: JobStatus = Field(description="cancelled once the job has stopped")
     message: str
 
 
 class SaveModelOutput(ToolResultModel):
+    key_outputs = ("output_s3_uri", "sha256")
     output_s3_uri: str
     sha256: str = Field(
         description="native: sha256 of the copied metadata.json (it pins every file); onnx: of the file"

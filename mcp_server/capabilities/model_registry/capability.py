@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from mcp_server.capabilities.base import BaseCapability, ToolSpec
 from mcp_server.capabilities.model_registry import schemas as s
-from mcp_server.capabilities.model_registry.tools.model_registration import register_model
-from mcp_server.capabilities.model_registry.tools.rollback import rollback_model
-from mcp_server.capabilities.model_registry.tools.search import search_models
-from mcp_server.capabilities.model_registry.tools.status_management import update_model_status
-from mcp_server.capabilities.model_registry.tools.version_management import get_model_version, list_model_versions
+
+# Tool functions are named, not imported: their modules (pandas, scikit-learn, ...) load on
+# the first call, so listing tools stays fast.
+_TOOLS = "mcp_server.capabilities.model_registry.tools"
 
 
 class ModelRegistryCapability(BaseCapability):
@@ -21,14 +20,12 @@ class ModelRegistryCapability(BaseCapability):
                 name="register_model",
                 title="Register model",
                 description=(
-                    "Register a model bundle as the next version (1, 2, 3 ... no gaps, safe under concurrent "
-                    "calls) of a named model, after verifying the bundle's hashes. Records metrics (the "
-                    "bundle's validation scores, overridden by `metrics`), tags, description, dataset lineage "
-                    "and who/when. The new version's status is 'none'."
+                    "Register a verified bundle as the next version (1, 2, 3 ... no gaps, also under concurrent "
+                    "calls) of a named model, status none."
                 ),
                 input_model=s.RegisterModelInput,
                 output_model=s.RegisterModelOutput,
-                fn=register_model,
+                fn=f"{_TOOLS}.model_registration:register_model",
                 read_only=False,
                 destructive=False,
                 idempotent=False,
@@ -37,13 +34,10 @@ class ModelRegistryCapability(BaseCapability):
             ToolSpec(
                 name="list_model_versions",
                 title="List model versions",
-                description=(
-                    "List every version of a registered model (oldest first) with status, metrics, tags and "
-                    "lineage, plus the latest and production version numbers."
-                ),
+                description=("List a model's versions (oldest first) with status, metrics, tags, lineage."),
                 input_model=s.ListModelVersionsInput,
                 output_model=s.ListModelVersionsOutput,
-                fn=list_model_versions,
+                fn=f"{_TOOLS}.version_management:list_model_versions",
                 read_only=True,
                 destructive=False,
                 idempotent=True,
@@ -52,13 +46,10 @@ class ModelRegistryCapability(BaseCapability):
             ToolSpec(
                 name="get_model_version",
                 title="Get model version",
-                description=(
-                    "Get one version of a registered model (a number, 'latest' or 'production') with its "
-                    "status, metrics, tags, lineage and full status history."
-                ),
+                description=("Get one version of a model with its status history."),
                 input_model=s.GetModelVersionInput,
                 output_model=s.GetModelVersionOutput,
-                fn=get_model_version,
+                fn=f"{_TOOLS}.version_management:get_model_version",
                 read_only=True,
                 destructive=False,
                 idempotent=True,
@@ -68,15 +59,13 @@ class ModelRegistryCapability(BaseCapability):
                 name="update_model_status",
                 title="Update model status",
                 description=(
-                    "Move a version to staging, production, archived (or back to none). Allowed: none -> "
-                    "staging|production|archived; staging -> production|archived|none; production -> "
-                    "archived|staging; archived -> staging|production. At most one production version: "
-                    "promoting demotes the current one to archived (or `demote_previous_to`). Every change "
-                    "is recorded in the version's history."
+                    "Move a version: none -> staging|production|archived; staging -> production|archived|none; "
+                    "production -> archived|staging; archived -> staging|production. Promoting demotes the "
+                    "current production version."
                 ),
                 input_model=s.UpdateModelStatusInput,
                 output_model=s.UpdateModelStatusOutput,
-                fn=update_model_status,
+                fn=f"{_TOOLS}.status_management:update_model_status",
                 read_only=False,
                 destructive=False,
                 idempotent=True,
@@ -86,13 +75,12 @@ class ModelRegistryCapability(BaseCapability):
                 name="rollback_model",
                 title="Roll back model",
                 description=(
-                    "Put the previous production version (the most recent one that was production before the "
-                    "current one) or `to_version` back in production and archive the current one, recording "
-                    "`reason`. Calling it twice returns to where you started."
+                    "Put the previous production version (or to_version) back in production, archiving the "
+                    "current one; twice returns to the start."
                 ),
                 input_model=s.RollbackModelInput,
                 output_model=s.RollbackModelOutput,
-                fn=rollback_model,
+                fn=f"{_TOOLS}.rollback:rollback_model",
                 read_only=False,
                 destructive=False,
                 idempotent=False,
@@ -101,14 +89,10 @@ class ModelRegistryCapability(BaseCapability):
             ToolSpec(
                 name="search_models",
                 title="Search models",
-                description=(
-                    "Find model versions by name substring, status, tags (all must match) and metric filters "
-                    "such as 'accuracy>=0.9' (all must hold), ordered by a field or metric (e.g. "
-                    "'metrics.accuracy desc'), in pages of `limit` (default 50) with next_cursor."
-                ),
+                description=("Find model versions by name, status, tags and metric filters, ordered, in pages."),
                 input_model=s.SearchModelsInput,
                 output_model=s.SearchModelsOutput,
-                fn=search_models,
+                fn=f"{_TOOLS}.search:search_models",
                 read_only=True,
                 destructive=False,
                 idempotent=True,

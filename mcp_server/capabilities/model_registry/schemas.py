@@ -25,16 +25,15 @@ ModelName = Annotated[
     Field(
         min_length=1,
         max_length=128,
-        description="model name: 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
-        examples=["breast-cancer-rf"],
+        description="letters, digits, '.', '_', '-'",
     ),
     AfterValidator(_check_model_name),
 ]
 Actor = Annotated[
     str | None,
-    Field(max_length=128, description="who is acting, recorded in the history; default: the server's USER"),
+    Field(max_length=128, description="who acts; default: the server's USER"),
 ]
-Reason = Annotated[str | None, Field(max_length=1000, description="why, recorded in the version's history")]
+Reason = Annotated[str | None, Field(max_length=1000, description="why (recorded)")]
 
 
 # ---------------------------------------------------------------------------- shared output parts
@@ -77,20 +76,19 @@ class ModelVersion(ToolResultModel):
 # ---------------------------------------------------------------------------- register_model
 class RegisterModelInput(ToolInput):
     model_name: ModelName
-    model_s3_uri: str = Field(description="the model bundle folder a train_* tool returned (its hashes are verified)")
+    model_s3_uri: str = Field(description="the model bundle")
     metrics: dict[str, float] | None = Field(
         None,
-        description="metrics to record; override those read from the bundle (validation scores, else training)",
+        description="override the bundle's metrics",
     )
-    tags: dict[str, str] | None = Field(None, description='string tags, e.g. {"team": "fraud"} (at most 50)')
-    description: str | None = Field(None, max_length=2000, description="free text about this version")
-    dataset_s3_uri: str | None = Field(
-        None, description="the dataset the model was trained on (lineage); default: the bundle's training data"
-    )
+    tags: dict[str, str] | None = Field(None, description="at most 50")
+    description: str | None = Field(None, max_length=2000, description="free text")
+    dataset_s3_uri: str | None = Field(None, description="lineage; default: the bundle's training data")
     registered_by: Actor = None
 
 
 class RegisterModelOutput(ToolResultModel):
+    key_outputs = ("model_name", "version", "status")
     model_name: str
     version: int = Field(description="1, 2, 3 ... with no gaps or duplicates, even under concurrent calls")
     status: Status
@@ -106,10 +104,11 @@ class RegisterModelOutput(ToolResultModel):
 # ---------------------------------------------------------------------------- versions
 class ListModelVersionsInput(ToolInput):
     model_name: ModelName
-    include_history: bool = Field(False, description="also return each version's status history")
+    include_history: bool = Field(False, description="with status histories")
 
 
 class ListModelVersionsOutput(ToolResultModel):
+    key_outputs = ("versions", "production_version")
     model_name: str
     versions: list[ModelVersion] = Field(description="oldest first")
     count: int
@@ -120,11 +119,12 @@ class ListModelVersionsOutput(ToolResultModel):
 class GetModelVersionInput(ToolInput):
     model_name: ModelName
     version: Annotated[int, Field(ge=1)] | Literal["latest", "production"] = Field(
-        description="a version number (>= 1), or 'latest' or 'production'"
+        description="a number, 'latest' or 'production'"
     )
 
 
 class GetModelVersionOutput(ToolResultModel):
+    key_outputs = ("version", "status", "versions")
     model_name: str
     version: int
     status: Status
@@ -136,15 +136,10 @@ class GetModelVersionOutput(ToolResultModel):
 # ---------------------------------------------------------------------------- status
 class UpdateModelStatusInput(ToolInput):
     model_name: ModelName
-    version: int = Field(ge=1, description="the version to move")
-    status: Status = Field(
-        description=(
-            "target status. Allowed moves: none -> staging|production|archived; staging -> "
-            "production|archived|none; production -> archived|staging; archived -> staging|production"
-        )
-    )
+    version: int = Field(ge=1, description="the version")
+    status: Status = Field(description="the new status")
     demote_previous_to: Literal["archived", "staging"] = Field(
-        "archived", description="what the previous production version becomes when this one is promoted"
+        "archived", description="the previous production version's new status"
     )
     reason: Reason = None
     changed_by: Actor = None
@@ -157,6 +152,7 @@ class DemotedVersion(ToolResultModel):
 
 
 class UpdateModelStatusOutput(ToolResultModel):
+    key_outputs = ("previous_status", "status", "demoted")
     model_name: str
     version: int
     previous_status: Status
@@ -172,14 +168,14 @@ class RollbackModelInput(ToolInput):
     to_version: int | None = Field(
         None,
         ge=1,
-        description="version to put in production; default: the most recent version that was production "
-        "before the current one",
+        description="default: the previous production version",
     )
     reason: Reason = None
     changed_by: Actor = None
 
 
 class RollbackModelOutput(ToolResultModel):
+    key_outputs = ("from_version", "to_version")
     model_name: str
     from_version: int | None = Field(description="the production version that was archived (null if there was none)")
     to_version: int
@@ -191,26 +187,24 @@ class RollbackModelOutput(ToolResultModel):
 
 # ---------------------------------------------------------------------------- search
 class SearchModelsInput(ToolInput):
-    name_contains: str | None = Field(None, max_length=128, description="case-insensitive substring of the model name")
-    status: Status | list[Status] | None = Field(None, description="keep versions with this status (or any of these)")
-    tags: dict[str, str] | None = Field(None, description="keep versions carrying all of these tags with these values")
+    name_contains: str | None = Field(None, max_length=128, description="name substring")
+    status: Status | list[Status] | None = Field(None, description="one or several")
+    tags: dict[str, str] | None = Field(None, description="all must match")
     metric: str | list[str] | None = Field(
         None,
-        description="metric filter(s), all must hold: '<name><op><number>' with op one of >=, <=, >, <, ==, != "
-        "(e.g. 'accuracy>=0.9'); versions without the metric are left out",
+        description="e.g. 'accuracy>=0.9' (>= <= > < == !=); all must hold",
     )
     order_by: str | None = Field(
         None,
-        description="'<field> [asc|desc]', field one of model_name, version, created_at, updated_at, status or "
-        "metrics.<name> (e.g. 'metrics.accuracy desc'); default 'model_name asc' then version; "
-        "versions without the metric come last",
+        description="'<field> [asc|desc]': model_name, version, created_at, updated_at, status, metrics.<name>",
     )
     limit: int = Field(50, ge=1, le=500, description="page size")
-    cursor: str | None = Field(None, max_length=2000, description="next_cursor of the previous page")
+    cursor: str | None = Field(None, max_length=2000, description="next_cursor of the last page")
     page_token: str | None = Field(None, max_length=2000, description="alias of cursor")
 
 
 class SearchModelsOutput(ToolResultModel):
+    key_outputs = ("models", "next_cursor")
     models: list[ModelVersion] = Field(description="matching model versions, in order")
     count: int = Field(description="how many are on this page")
     total_matches: int

@@ -6,6 +6,7 @@ from mcp_server.capabilities.base import ToolContext, ToolOutput
 from mcp_server.capabilities.ml_evaluation.engine import known_classes
 from mcp_server.capabilities.ml_evaluation.schemas import Lineage, LoadModelInput, LoadModelOutput
 from mcp_server.common import bundles
+from mcp_server.common.history import capped_history
 
 
 def load_model(ctx: ToolContext, params: LoadModelInput) -> ToolOutput:
@@ -36,6 +37,7 @@ def load_model(ctx: ToolContext, params: LoadModelInput) -> ToolOutput:
         sha256_verified=True,
         sha256=dict(bundle.artifacts),
         evaluations=evaluations,
-        metadata=meta,
+        # The stored metadata.json keeps the full history; the result carries a summary of it.
+        metadata={**meta, **capped_history(meta.get("history"), ctx.storage.join(folder, bundles.METADATA).uri)},
     )
     return ToolOutput(data=data, summary=f"Loaded {bundles.describe(meta)} from {bundle.uri}; sha256 verified")

@@ -13,7 +13,7 @@ from mcp_server.capabilities.ml_evaluation.schemas import VisualizationInput, Vi
 from mcp_server.common import bundles
 from mcp_server.common import metrics as m
 from mcp_server.common.bundles import Bundle
-from mcp_server.common.exceptions import InvalidInputError
+from mcp_server.common.exceptions import InvalidInputError, NotFoundError
 
 # Plots drawn from predictions on test data, and the task they need.
 PREDICTION_PLOTS = {
@@ -203,6 +203,17 @@ def visualization(ctx: ToolContext, params: VisualizationInput) -> ToolOutput:
         else ctx.storage.join(folder, "plots", f"{params.plot_type}.png")
     )
     predictions = None
+    warnings = []
+    if params.plot_type not in PREDICTION_PLOTS and params.test_data_s3_uri:
+        # Drawn from the bundle: test data is not read, but a wrong URI must not pass silently.
+        test_loc = ctx.storage.resolve(params.test_data_s3_uri, "test_data_s3_uri")
+        if not ctx.storage.exists(test_loc):
+            raise NotFoundError(
+                f"{params.test_data_s3_uri} does not exist",
+                field="test_data_s3_uri",
+                hint=f"{params.plot_type} is drawn from the model bundle: leave test_data_s3_uri out.",
+            )
+        warnings.append(f"test_data_s3_uri is not used: {params.plot_type} is drawn from the model bundle")
     if params.plot_type in PREDICTION_PLOTS:
         if not params.test_data_s3_uri:
             raise InvalidInputError(
@@ -216,7 +227,12 @@ def visualization(ctx: ToolContext, params: VisualizationInput) -> ToolOutput:
     png = render_plot(params.plot_type, bundle, predictions, params.top_n)
     digest = ctx.storage.write_bytes(dest, png, "image/png")
     data = VisualizationOutput(
-        model_s3_uri=bundle.uri, plot_type=params.plot_type, image_s3_uri=dest.uri, bytes=len(png), sha256=digest
+        model_s3_uri=bundle.uri,
+        plot_type=params.plot_type,
+        image_s3_uri=dest.uri,
+        bytes=len(png),
+        sha256=digest,
+        warnings=warnings,
     )
     return ToolOutput(
         data=data,

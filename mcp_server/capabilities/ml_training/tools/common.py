@@ -13,6 +13,7 @@ from mcp_server.capabilities.base import Artifact, ToolContext, ToolOutput
 from mcp_server.capabilities.ml_training.schemas import JobInput, TrainingOutput
 from mcp_server.common.bundles import METADATA
 from mcp_server.common.exceptions import CancelledError, InvalidInputError, MLOpsError, NotFoundError
+from mcp_server.common.history import capped_history
 from mcp_server.common.jobs import Job, run_job
 from mcp_server.common.s3_utils import Location, S3Utils
 from mcp_server.common.workers import ProcessTask
@@ -86,8 +87,15 @@ def job_output(ctx: ToolContext, job: Job, output_model: type[TrainingOutput], m
     record = ctx.jobs.record(job)
     if job.status == "succeeded":
         assert job.result is not None
+        full_history = ctx.storage.join(model_loc, METADATA).uri  # the bundle keeps every entry
         data = output_model.model_validate(
-            {**job.result, "job_id": job.job_id, "status": "succeeded", "model_output_s3_uri": model_loc.uri}
+            {
+                **job.result,
+                **capped_history(job.result.get("history"), full_history),
+                "job_id": job.job_id,
+                "status": "succeeded",
+                "model_output_s3_uri": model_loc.uri,
+            }
         )
         artifacts = [Artifact(model_loc.uri, "model bundle", "inode/directory", "the trained model bundle")]
         for key in ("transformed_s3_uri", "embedding_s3_uri"):

@@ -10,16 +10,19 @@ from mcp_server.capabilities.ml_training.schemas import (
     GetTrainingMetricsInput,
     GetTrainingMetricsOutput,
 )
-from mcp_server.common.bundles import read_bundle
+from mcp_server.common.bundles import METADATA, read_bundle
 from mcp_server.common.exceptions import ConflictError
+from mcp_server.common.history import capped_history
 from mcp_server.common.jobs import FINAL_STATUSES
 
 
 def get_training_metrics(ctx: ToolContext, params: GetTrainingMetricsInput) -> GetTrainingMetricsOutput:
     if params.job_id:
         record = ctx.jobs.read(params.job_id)
-        result = record.get("result") or None
+        # The top-level history stands for the result's: the job record keeps the full series.
+        result = {k: v for k, v in (record.get("result") or {}).items() if k != "history"} or None
         error = record.get("error") or None
+        history = record.get("history") or (record.get("result") or {}).get("history")
         return GetTrainingMetricsOutput(
             job_id=record["job_id"],
             tool=record.get("tool"),
@@ -28,7 +31,7 @@ def get_training_metrics(ctx: ToolContext, params: GetTrainingMetricsInput) -> G
             queue_position=record.get("queue_position"),
             model_s3_uri=(result or {}).get("model_s3_uri"),
             metrics=(result or {}).get("metrics"),
-            history=record.get("history") or (result or {}).get("history") or [],
+            **capped_history(history, ctx.jobs.record_location(params.job_id).uri),
             error=(error.get("text") or error.get("message")) if error else None,
             result=result,
             created_at=record.get("created_at"),
@@ -44,7 +47,7 @@ def get_training_metrics(ctx: ToolContext, params: GetTrainingMetricsInput) -> G
         status="succeeded",
         model_s3_uri=bundle.uri,
         metrics=meta.get("metrics"),
-        history=meta.get("history") or [],
+        **capped_history(meta.get("history"), ctx.storage.join(ctx.storage.resolve(bundle.uri), METADATA).uri),
         finished_at=meta.get("created_at"),
         result={
             key: meta.get(key)
