@@ -62,6 +62,31 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
+# --- Remote use (issue 15) helpers ---------------------------------------------------------------
+_ORIGIN = re.compile(r"^https?://[^\s/?#]+$")
+
+
+def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    origins = _csv(env, "MLOPS_ALLOWED_ORIGINS")
+    for origin in origins:
+        if not _ORIGIN.match(origin):
+            raise ConfigError(
+                f"MLOPS_ALLOWED_ORIGINS entry {origin!r} is not an origin; use scheme://host[:port], e.g. https://app.example.com"
+            )
+    return tuple(origin.rstrip("/").lower() for origin in origins)
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or choices[0]).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
 @dataclass(frozen=True)
 class Config:
     s3_bucket: str | None = None
@@ -77,6 +102,15 @@ class Config:
     default_max_wait_seconds: float = 50.0
     max_dataset_bytes: int = 2 * 1024**3
     outbound_allow: tuple[str, ...] = ()  # normalised scheme://host:port entries (common/outbound.py)
+    # --- Remote use (issue 15): the HTTP transport, telemetry and CloudWatch Logs -------------
+    http_token: str | None = field(default=None, repr=False)  # never in a repr, a log or a result
+    allowed_hosts: tuple[str, ...] = ()  # empty: the bound address and localhost
+    allowed_origins: tuple[str, ...] = ()  # empty: no browser origin is accepted
+    http_max_body_bytes: int = 4 * 1024**2
+    http_stateless: bool = False  # no session affinity: for several replicas behind a load balancer
+    metrics: str = "emf"  # emf (stderr), cloudwatch (PutMetricData) or off
+    cloudwatch_log_group: str | None = None
+    cloudwatch_log_stream: str | None = None  # default: <host name>-<pid>
 
     @property
     def default_location(self) -> str:
@@ -130,5 +164,14 @@ class Config:
             default_max_wait_seconds=float(_int(env, "MLOPS_MAX_WAIT_SECONDS", 50, 0, 3600)),
             max_dataset_bytes=_int(env, "MLOPS_MAX_DATASET_MB", 2048, 1, 1024 * 1024) * 1024**2,
             outbound_allow=parse_allow_entries(env.get("MLOPS_OUTBOUND_ALLOW", "")),
+            # --- Remote use (issue 15) ---------------------------------------------------------
+            http_token=env.get("MLOPS_HTTP_TOKEN") or None,
+            allowed_hosts=_csv(env, "MLOPS_ALLOWED_HOSTS"),
+            allowed_origins=_origins(env),
+            http_max_body_bytes=_int(env, "MLOPS_HTTP_MAX_BODY_MB", 4, 1, 1024) * 1024**2,
+            http_stateless=_flag(env, "MLOPS_HTTP_STATELESS", False),
+            metrics=_choice(env, "MLOPS_METRICS", ("emf", "cloudwatch", "off")),
+            cloudwatch_log_group=env.get("CLOUDWATCH_LOG_GROUP") or None,
+            cloudwatch_log_stream=env.get("CLOUDWATCH_LOG_STREAM") or None,
         )
         return replace(config, **overrides) if overrides else config  # type: ignore[arg-type]

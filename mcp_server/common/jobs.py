@@ -4,16 +4,22 @@ A process-wide `JobRunner` (one per router, kept in `ctx.services`, created lazi
 `max_concurrent_jobs` jobs at once; the rest wait in a visible queue. Every state change (and,
 at most every few seconds, progress) is written to `jobs/<job_id>.json` under the default
 location, so `get_training_metrics` answers after the request that started the job has gone,
-and after a restart. A record left `running` by a server that no longer exists reads as failed
-("lost: server restarted") instead of running forever.
+after a restart, and from any other server process sharing the storage (replicas behind a load
+balancer). Liveness is explicit: the owning process rewrites a live record every
+`HEARTBEAT_SECONDS`; another process reports it failed ("lost: server restarted") only when that
+heartbeat is stale, or when the owner provably died (same host and PID namespace, PID gone).
 
 A tool awaits its job with `run_job` up to `max_wait_seconds`: the work itself never runs on the
-event loop. Cancelling the awaiting request cancels the job; the work sees it at its next
-`job.check_cancelled()` and publishes nothing (bundles write `metadata.json` last).
+event loop. An explicit cancel of the awaiting request (MCP `notifications/cancelled`) cancels the
+job; the work sees it at its next `job.check_cancelled()` and publishes nothing (bundles write
+`metadata.json` last). Any other end of the request (an HTTP client that disconnected) only
+detaches it: the job runs on and is polled by its `job_id`. On AWS Lambda the process freezes when
+the invocation returns, so there a job must finish within the invocation (`set_invocation_deadline`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import secrets
@@ -50,6 +56,21 @@ STALE_SECONDS = 120.0  # a live-looking record not rewritten for this long belon
 _KEEP_FINISHED = 500  # finished jobs kept in memory; older ones are read back from storage
 _SERVICE_KEY = "job_runner"
 _RUNNER_LOCK = threading.Lock()
+_LAMBDA_MARGIN_SECONDS = 5.0  # time left to answer after a job that had to fit in the invocation
+
+# Set by the server for each tools/call: the event the MCP SDK sets when the client sends
+# `notifications/cancelled` for that request. None (a direct router call): any cancel cancels.
+peer_cancel_requested: contextvars.ContextVar[Any] = contextvars.ContextVar("peer_cancel_requested", default=None)
+# Wall-clock time (time.time()) at which the current Lambda invocation is frozen; None elsewhere.
+# Process-wide on purpose: a Lambda execution environment serves one invocation at a time.
+_invocation_deadline: float | None = None
+
+
+def set_invocation_deadline(deadline: float | None) -> None:
+    """Declare that work must end by `deadline` (epoch seconds): the Lambda handler's remaining time."""
+    global _invocation_deadline
+    _invocation_deadline = deadline
+
 
 Work = Callable[["Job"], dict[str, Any]]
 
@@ -116,6 +137,7 @@ class JobRunner:
         self.instance_id = secrets.token_hex(8)
         self.pid = os.getpid()
         self.host = socket.gethostname()
+        self.pid_namespace = _pid_namespace()
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._queue: deque[tuple[Job, Work]] = deque()
@@ -271,6 +293,7 @@ class JobRunner:
             "instance_id": self.instance_id,
             "pid": self.pid,
             "host": self.host,
+            "pid_namespace": self.pid_namespace,
         }
 
     def persist(self, job: Job, force: bool) -> None:
@@ -317,8 +340,11 @@ class JobRunner:
             return True  # ours, yet not in memory: it can only have been dropped
         age = time.time() - float(record.get("updated_epoch") or 0.0)
         if age > STALE_SECONDS:
-            return True
-        if record.get("host") == self.host:
+            return True  # the owner stopped refreshing its heartbeat
+        # A PID means something only inside the PID namespace it came from: two containers may
+        # share a host name, and each has its own PID 1.
+        same_namespace = self.pid_namespace is not None and record.get("pid_namespace") == self.pid_namespace
+        if record.get("host") == self.host and same_namespace:
             pid = record.get("pid")
             return not (isinstance(pid, int) and _pid_alive(pid))
         return False
@@ -344,6 +370,14 @@ class JobRunner:
             for job in live:
                 if now - job._last_write >= HEARTBEAT_SECONDS:
                     self.persist(job, force=True)
+
+
+def _pid_namespace() -> str | None:
+    """The PID namespace of this process (Linux), e.g. `pid:[4026531836]`; None elsewhere."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -381,23 +415,44 @@ async def run_job(
 ) -> Job:
     """Submit `work` as a job and wait for it up to `max_wait_seconds` (default from the config).
 
-    Returns the job, finished or not. Cancelling the caller cancels the job and waits (briefly,
-    shielded) until the work has stopped, so nothing is published afterwards.
+    Returns the job, finished or not. An explicit cancel of the caller cancels the job and waits
+    (briefly, shielded) until the work has stopped, so nothing is published afterwards; any other
+    cancellation of the caller (its HTTP client went away) leaves the job running.
     """
+    deadline = _invocation_deadline
+    if deadline is not None and not wait:
+        raise InvalidInputError(
+            "wait: false is not available on AWS Lambda: the function is frozen once it answers",
+            field="wait",
+            hint="Let the call wait, or run long training on the ECS Fargate deployment (README, Deployment)",
+        )
     runner = get_runner(ctx)
     # submit writes the job record: storage I/O (an S3 PUT) stays off the event loop.
     job = await anyio.to_thread.run_sync(lambda: runner.submit(tool, work, info=info))
     if not wait:
         return job
     limit = ctx.config.default_max_wait_seconds if max_wait_seconds is None else max_wait_seconds
+    if deadline is not None:  # Lambda: the whole job has to fit in what is left of the invocation
+        limit = max(0.0, deadline - time.time() - _LAMBDA_MARGIN_SECONDS)
     position = runner.queue_position(job)
     if position is not None:
         await ctx.areport_progress(0, None, f"{job.job_id}: queued (position {position})")
+    peer_cancel = peer_cancel_requested.get()
     try:
-        await runner.wait(job, limit, ctx)
+        finished = await runner.wait(job, limit, ctx)
     except anyio.get_cancelled_exc_class():
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(runner.cancel, job.job_id)
-            await runner.wait(job, 30.0)
+        if peer_cancel is None or peer_cancel.is_set():
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(runner.cancel, job.job_id)
+                await runner.wait(job, 30.0)
+        else:
+            _log.info("job %s detached: its request ended without a cancel", job.job_id)
         raise
+    if deadline is not None and not finished:
+        await anyio.to_thread.run_sync(runner.cancel, job.job_id)
+        await runner.wait(job, _LAMBDA_MARGIN_SECONDS)
+        raise MLOpsError(
+            f"job {job.job_id} ({tool}) could not finish within the Lambda invocation's time and was stopped",
+            hint="Run long training on the ECS Fargate deployment (README, Deployment), or train on less data",
+        )
     return job
