@@ -71,13 +71,14 @@ def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 
 def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
-    origins = _csv(env, "MLOPS_ALLOWED_ORIGINS")
+    origins = tuple(origin.rstrip("/").lower() for origin in _csv(env, "MLOPS_ALLOWED_ORIGINS"))
     for origin in origins:
         if not _ORIGIN.match(origin):
             raise ConfigError(
-                f"MLOPS_ALLOWED_ORIGINS entry {origin!r} is not an origin; use scheme://host[:port], e.g. https://app.example.com"
+                f"MLOPS_ALLOWED_ORIGINS entry {origin!r} is not an origin; use scheme://host[:port], "
+                "e.g. https://app.example.com"
             )
-    return tuple(origin.rstrip("/").lower() for origin in origins)
+    return origins
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
