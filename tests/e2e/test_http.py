@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +14,15 @@ import anyio
 import httpx2
 import pandas as pd
 import pytest
-from mcp.client.session import ClientSession
 
-from mcp_server.client import connect_http, result_text, server_env, structured
+from mcp_server.client import connect_http, result_text, server_env
 from mcp_server.config import Config
 from mcp_server.server import UnifiedMLOpsMCPServer
 from tests.conftest import threaded_moto_server
 from tests.e2e.http_server import INITIALIZE, MCP_HEADERS, REPO, TOKEN, http_server
+from tests.e2e.test_training import LONG_XGBOOST, call_ok, poll  # the stdio tests' helpers, shared
 
 pytestmark = pytest.mark.e2e
-
-LONG_XGBOOST = {
-    "train_data_s3_uri": "data/big.parquet",
-    "target_column": "target",
-    "random_state": 0,
-    "hyperparameters": {"n_estimators": 5000, "max_depth": 8, "learning_rate": 0.01, "n_jobs": 1},
-}
 
 
 def write_data(root: Path) -> None:
@@ -51,21 +43,6 @@ def env(root: Path, **extra: str) -> dict[str, str]:
 def raw_post(url: str, body: bytes | dict[str, Any], **headers: str) -> httpx2.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     return httpx2.post(url, content=content, headers={**MCP_HEADERS, **headers}, timeout=30)
-
-
-async def call_ok(session: ClientSession, tool: str, args: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    result = await session.call_tool(tool, args, **kwargs)
-    assert not result.is_error, result_text(result)
-    return structured(result)
-
-
-async def poll(session: ClientSession, job_id: str, until: set[str], timeout: float = 90) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await call_ok(session, "get_training_metrics", {"job_id": job_id})
-        if status["status"] in until or time.monotonic() > deadline:
-            return status
-        await anyio.sleep(0.2)
 
 
 async def test_http_client_lists_the_same_tools_and_calls_them(storage_root: Path, tmp_path: Path) -> None:
@@ -197,7 +174,7 @@ async def test_progress_and_job_handle_over_http(storage_root: Path, tmp_path: P
             started = await call_ok(
                 session, "train_xgboost", {**small, "model_output_s3_uri": "models/q", "wait": False}
             )
-            done = await poll(session, started["job_id"], {"succeeded", "failed", "cancelled"})
+            done = await poll(session, started["job_id"], {"succeeded", "failed", "cancelled"}, timeout=120)
             assert done["status"] == "succeeded", done
     assert (storage_root / "models/q/metadata.json").exists()
 
@@ -296,7 +273,7 @@ async def test_two_servers_sharing_storage_answer_each_others_job_ids(tmp_path: 
             async with connect_http(b.url, TOKEN) as on_b:
                 seen = await call_ok(on_b, "get_training_metrics", {"job_id": started["job_id"]})
                 assert seen["status"] in ("queued", "running", "succeeded"), seen  # not "lost"
-                done = await poll(on_b, started["job_id"], {"succeeded", "failed", "cancelled"})
+                done = await poll(on_b, started["job_id"], {"succeeded", "failed", "cancelled"}, timeout=120)
                 assert done["status"] == "succeeded", done
                 refused = await on_b.call_tool("cancel_training_job", {"job_id": started["job_id"]})
                 assert "already ended" in result_text(refused) or refused.is_error
