@@ -52,6 +52,7 @@ _PROGRESS_WRITE_SECONDS = 2.0  # progress is persisted at most this often
 _PROGRESS_SEND_SECONDS = 0.2  # and sent to the waiting client at most this often
 _POLL_SECONDS = 0.05  # how soon a waiting request notices its job has ended
 HEARTBEAT_SECONDS = 20.0  # live records are rewritten this often, even without progress
+# (the heartbeat thread ticks every HEARTBEAT_SECONDS / 4, also looking for cancels from replicas)
 STALE_SECONDS = 120.0  # a live-looking record not rewritten for this long belongs to a dead server
 _KEEP_FINISHED = 500  # finished jobs kept in memory; older ones are read back from storage
 _SERVICE_KEY = "job_runner"
@@ -357,8 +358,17 @@ class JobRunner:
             self._heartbeat = threading.Thread(target=self._beat, name="job-heartbeat", daemon=True)
             self._heartbeat.start()
 
+    def request_cancel(self, job_id: str) -> None:
+        """Ask the server process that runs `job_id` (another replica) to cancel it: it finds the
+        marker `jobs/<job_id>.cancel` at its next heartbeat tick."""
+        loc = self.storage.resolve(f"{JOBS_PREFIX}/{job_id}.cancel", "job_id")
+        self.storage.write_bytes(
+            loc, json_bytes({"requested_at": now_iso(), "by": self.instance_id}), "application/json"
+        )
+
     def _beat(self) -> None:
-        """Keep live records fresh so another server can tell them from a dead server's leftovers."""
+        """Keep live records fresh so another server can tell them from a dead server's leftovers,
+        and honour cancels that other replicas left in storage."""
         while True:
             time.sleep(HEARTBEAT_SECONDS / 4)
             with self._lock:
@@ -370,6 +380,13 @@ class JobRunner:
             for job in live:
                 if now - job._last_write >= HEARTBEAT_SECONDS:
                     self.persist(job, force=True)
+                try:
+                    marker = self.storage.resolve(f"{JOBS_PREFIX}/{job.job_id}.cancel", "job_id")
+                    if self.storage.exists(marker):
+                        _log.info("job %s cancelled through storage by another server process", job.job_id)
+                        self.cancel(job.job_id)
+                except Exception:  # storage trouble: try again at the next tick
+                    _log.warning("could not check the cancel marker of job %s", job.job_id, exc_info=True)
 
 
 def _pid_namespace() -> str | None:

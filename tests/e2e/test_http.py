@@ -275,7 +275,19 @@ async def test_two_servers_sharing_storage_answer_each_others_job_ids(tmp_path: 
                 assert seen["status"] in ("queued", "running", "succeeded"), seen  # not "lost"
                 done = await poll(on_b, started["job_id"], {"succeeded", "failed", "cancelled"}, timeout=120)
                 assert done["status"] == "succeeded", done
-                refused = await on_b.call_tool("cancel_training_job", {"job_id": started["job_id"]})
-                assert "already ended" in result_text(refused) or refused.is_error
+                ended = await call_ok(on_b, "cancel_training_job", {"job_id": started["job_id"]})
+                assert "already ended" in ended["message"]
+            # a cancel sent to the replica that does not run the job still stops it
+            async with connect_http(a.url, TOKEN) as on_a:
+                long = await call_ok(
+                    on_a, "train_xgboost", {**LONG_XGBOOST, "model_output_s3_uri": "m/x", "wait": False}
+                )
+            async with connect_http(b.url, TOKEN) as on_b:
+                await poll(on_b, long["job_id"], {"running"})
+                requested = await call_ok(on_b, "cancel_training_job", {"job_id": long["job_id"]})
+                assert "requested" in requested["message"]
+                stopped = await poll(on_b, long["job_id"], {"cancelled", "succeeded", "failed"}, timeout=60)
+                assert stopped["status"] == "cancelled", stopped
         keys = {o["Key"] for o in s3.list_objects_v2(Bucket="replicas")["Contents"]}
     assert f"jobs/{started['job_id']}.json" in keys and "models/r/metadata.json" in keys
+    assert "m/x/metadata.json" not in keys
