@@ -38,6 +38,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_server import __version__
+from mcp_server.common.exceptions import ConfigError
 from mcp_server.common.logger import get_logger, log_event
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
 TOKEN_SECRET = "http-token"  # noqa: S105 - the secret's name (<MLOPS_SECRETS_PREFIX>http-token)
 _LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]")
+MIN_TOKEN_LENGTH = 16  # a guessable token would make the checks below decoration
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,14 @@ def default_allowed_hosts(host: str) -> tuple[str, ...]:
 
 def resolve_token(config: Config, secrets: Any) -> str | None:
     """`MLOPS_HTTP_TOKEN` first (on ECS the task definition injects it from Secrets Manager), else
-    the secret `<prefix>http-token`."""
-    return config.http_token or secrets.get(TOKEN_SECRET)
+    the secret `<prefix>http-token`. Read once at start-up: restart to rotate it."""
+    token = config.http_token or secrets.get(TOKEN_SECRET)
+    if token is not None and len(token.strip()) < MIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"the HTTP token is shorter than {MIN_TOKEN_LENGTH} characters; use a random one, "
+            "e.g. `openssl rand -hex 32`"
+        )
+    return token.strip() if token is not None else None
 
 
 def settings_from_config(config: Config, host: str, token: str | None, **overrides: Any) -> HttpSettings:
@@ -223,7 +231,11 @@ def run_http(server: UnifiedMLOpsMCPServer, host: str, port: int) -> int:
     import uvicorn
 
     config = server.config
-    token = resolve_token(config, server.router.secrets)
+    try:
+        token = resolve_token(config, server.router.secrets)
+    except ConfigError as exc:
+        sys.stderr.write(f"mcp_server: configuration error: {exc}\n")
+        return 2
     if token is None and not is_loopback(host):
         sys.stderr.write(
             f"mcp_server: refusing to serve HTTP on {host} without a token; set MLOPS_HTTP_TOKEN or the "

@@ -14,6 +14,7 @@ from mcp_server.http_app import (
     default_allowed_hosts,
     host_allowed,
     is_loopback,
+    resolve_token,
     settings_from_config,
     token_matches,
 )
@@ -59,6 +60,16 @@ def test_token_is_not_in_the_config_repr() -> None:
 def test_bad_remote_setting_gives_one_clear_line(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         Config.from_env(env)
+
+
+def test_attack_short_token_is_refused_at_start_up() -> None:
+    from mcp_server.common.secrets import SecretStore
+
+    config = Config.from_env({"MLOPS_HTTP_TOKEN": "password"})
+    with pytest.raises(ConfigError, match="shorter than 16 characters"):
+        resolve_token(config, SecretStore(config))
+    long_enough = Config.from_env({"MLOPS_HTTP_TOKEN": " 0123456789abcdef "})
+    assert resolve_token(long_enough, SecretStore(long_enough)) == "0123456789abcdef"
 
 
 def test_loopback_addresses() -> None:

@@ -144,6 +144,19 @@ def test_refuses_to_serve_a_public_address_without_a_token(tmp_path: Path) -> No
     assert "refusing to serve HTTP on 0.0.0.0 without a token" in proc.stderr
 
 
+def test_attack_short_token_stops_the_server(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mcp_server", "--transport", "http", "--port", "0"],
+        env=server_env({"MLOPS_STORAGE_ROOT": str(tmp_path), "MLOPS_HTTP_TOKEN": "letmein"}),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert proc.returncode == 2
+    assert "shorter than 16 characters" in proc.stderr and "letmein" not in proc.stderr
+
+
 async def test_token_from_secrets_manager(storage_root: Path, tmp_path: Path) -> None:
     import boto3
 
