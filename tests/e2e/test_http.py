@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -304,3 +305,36 @@ async def test_two_servers_sharing_storage_answer_each_others_job_ids(tmp_path: 
         keys = {o["Key"] for o in s3.list_objects_v2(Bucket="replicas")["Contents"]}
     assert f"jobs/{started['job_id']}.json" in keys and "models/r/metadata.json" in keys
     assert "m/x/metadata.json" not in keys
+
+
+async def test_server_ships_logs_and_metrics_to_cloudwatch(storage_root: Path, tmp_path: Path) -> None:
+    import boto3
+
+    write_data(storage_root)
+    with threaded_moto_server() as endpoint:
+        logs = boto3.client("logs", endpoint_url=endpoint, region_name="us-east-1")
+        logs.create_log_group(logGroupName="/aws/mcp/unified-mlops-server")
+        cloudwatch = boto3.client("cloudwatch", endpoint_url=endpoint, region_name="us-east-1")
+        settings = env(
+            storage_root,
+            AWS_ENDPOINT_URL=endpoint,
+            CLOUDWATCH_LOG_GROUP="/aws/mcp/unified-mlops-server",
+            CLOUDWATCH_LOG_STREAM="replica-1",
+            MLOPS_METRICS="cloudwatch",
+        )
+        with http_server(settings, tmp_path) as server:
+            async with connect_http(server.url, TOKEN) as session:
+                await call_ok(session, "load_dataset", {"s3_uri": "good.csv"})
+            deadline = time.monotonic() + 30
+            while True:
+                events = logs.get_log_events(
+                    logGroupName="/aws/mcp/unified-mlops-server", logStreamName="replica-1", startFromHead=True
+                )["events"]
+                metrics = cloudwatch.list_metrics(Namespace="MLOpsMCP")["Metrics"]
+                shipped = [json.loads(e["message"]) for e in events]
+                if (any(m.get("msg") == "tool done" for m in shipped) and metrics) or time.monotonic() > deadline:
+                    break
+                await anyio.sleep(0.5)
+    assert any(m.get("msg") == "tool done" and m.get("tool") == "load_dataset" for m in shipped), shipped
+    assert {(m["MetricName"], m["Dimensions"][0]["Value"]) for m in metrics} >= {("ToolCalls", "load_dataset")}
+    assert TOKEN not in json.dumps(shipped)
