@@ -3,8 +3,9 @@
 # Default: MCP streamable HTTP on 0.0.0.0:8080 (`/mcp`, health at `/healthz`), which refuses to
 # start without a token (MLOPS_HTTP_TOKEN, or the secret <MLOPS_SECRETS_PREFIX>http-token):
 #   docker build -t unified-mlops-mcp .
-#   docker run --rm -p 8080:8080 -e MLOPS_HTTP_TOKEN=... -e MLOPS_ALLOWED_HOSTS=localhost \
-#     -e MLOPS_S3_BUCKET=my-ml-bucket -e AWS_REGION=eu-west-1 unified-mlops-mcp
+#   docker run --rm -p 8080:8080 -e MLOPS_HTTP_TOKEN=... -e MLOPS_S3_BUCKET=my-ml-bucket \
+#     -e AWS_REGION=eu-west-1 unified-mlops-mcp     # then http://localhost:8080/mcp
+# Clients reaching it under another name need that name in MLOPS_ALLOWED_HOSTS.
 # stdio instead, attached to the client's pipes (no health check applies then):
 #   docker run -i --rm --no-healthcheck -e MLOPS_S3_BUCKET=my-ml-bucket unified-mlops-mcp --transport stdio
 # No secret is baked in: on Fargate the task definition injects the token from Secrets Manager and
