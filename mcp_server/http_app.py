@@ -95,6 +95,7 @@ def resolve_token(config: Config, secrets: Any) -> str | None:
 
 
 def settings_from_config(config: Config, host: str, token: str | None, **overrides: Any) -> HttpSettings:
+    """The transport's settings: the config's, `host` giving the default allowed hosts."""
     values: dict[str, Any] = {
         "token": token,
         "allowed_hosts": config.allowed_hosts or default_allowed_hosts(host),

@@ -48,7 +48,7 @@ def build_handler(config: Config | None = None) -> LambdaHandler:
         )
     settings = settings_from_config(
         config,
-        "lambda",
+        "",  # no bound address: AWS routes only the function's own hosts here, so any Host passes
         token,
         allowed_hosts=config.allowed_hosts or ("*",),
         stateless=True,

@@ -137,7 +137,10 @@ def lambda_handler(storage_root: Path) -> LambdaHandler:
 
 
 def call_tool(handler: LambdaHandler, name: str, arguments: dict[str, Any], ms: int = 60_000) -> dict[str, Any]:
-    event = function_url_event(rpc("tools/call", {"name": name, "arguments": arguments}), **AUTH)
+    # With a progress token, as clients send it: a JSON answer has nowhere to put progress, which
+    # must not fail the call.
+    params = {"name": name, "arguments": arguments, "_meta": {"progressToken": "p"}}
+    event = function_url_event(rpc("tools/call", params), **AUTH)
     return answer(handler(event, FakeContext(ms)))["result"]
 
 
