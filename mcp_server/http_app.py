@@ -24,6 +24,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -227,6 +228,11 @@ def build_app(server: UnifiedMLOpsMCPServer, settings: HttpSettings) -> Starlett
     return Starlette(routes=routes, lifespan=lifespan)
 
 
+def _skip_health_probes(record: logging.LogRecord) -> bool:
+    args = record.args if isinstance(record.args, tuple) else ()
+    return not (len(args) >= 3 and args[2] == HEALTH_PATH)  # uvicorn: (client, method, path, ...)
+
+
 def run_http(server: UnifiedMLOpsMCPServer, host: str, port: int) -> int:
     """Serve until interrupted; 2 when the settings are unsafe (a public address without a token)."""
     import uvicorn
@@ -260,7 +266,9 @@ def run_http(server: UnifiedMLOpsMCPServer, host: str, port: int) -> int:
         tools=len(server.router.tool_names),
         storage=config.default_location,
     )
-    # log_config=None: uvicorn logs through our JSON handler on stderr, like everything else.
+    # log_config=None: uvicorn logs through our JSON handler on stderr, like everything else,
+    # minus the access lines of health probes (a load balancer asks every few seconds).
+    logging.getLogger("uvicorn.access").addFilter(_skip_health_probes)
     uvicorn_config = uvicorn.Config(
         build_app(server, settings), host=host, port=port, log_config=None, lifespan="on", server_header=False
     )

@@ -129,6 +129,10 @@ async def test_health_answers_without_auth_and_reveals_nothing(storage_root: Pat
         for secret in (TOKEN, "secret-bucket-name", str(storage_root)):
             assert secret not in health.text
         assert httpx2.get(f"{server.base}/healthz", headers={"Host": "evil.example"}, timeout=10).status_code == 200
+        raw_post(server.url, INITIALIZE)  # an access line that is logged
+        time.sleep(0.5)
+        access = [line for line in server.stderr().splitlines() if '"uvicorn.access"' in line]
+        assert access and not any("/healthz" in line for line in access)  # probes are not logged
 
 
 def test_refuses_to_serve_a_public_address_without_a_token(tmp_path: Path) -> None:
