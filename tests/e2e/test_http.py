@@ -295,11 +295,17 @@ async def test_two_servers_sharing_storage_answer_each_others_job_ids(tmp_path: 
                 assert done["status"] == "succeeded", done
                 ended = await call_ok(on_b, "cancel_training_job", {"job_id": started["job_id"]})
                 assert "already ended" in ended["message"]
-            # a cancel sent to the replica that does not run the job still stops it
+            # a cancel sent to the replica that does not run the job still stops it (a forest:
+            # slow steps, so its history stays short while it runs)
+            forest = {
+                "train_data_s3_uri": "data/big.parquet",
+                "target_column": "target",
+                "hyperparameters": {"n_estimators": 3000, "n_jobs": 1},
+                "model_output_s3_uri": "m/x",
+                "wait": False,
+            }
             async with connect_http(a.url, TOKEN) as on_a:
-                long = await call_ok(
-                    on_a, "train_xgboost", {**LONG_XGBOOST, "model_output_s3_uri": "m/x", "wait": False}
-                )
+                long = await call_ok(on_a, "train_random_forest", forest)
             async with connect_http(b.url, TOKEN) as on_b:
                 await poll(on_b, long["job_id"], {"running"})
                 requested = await call_ok(on_b, "cancel_training_job", {"job_id": long["job_id"]})
@@ -331,9 +337,12 @@ async def test_server_ships_logs_and_metrics_to_cloudwatch(storage_root: Path, t
                 await call_ok(session, "load_dataset", {"s3_uri": "good.csv"})
             deadline = time.monotonic() + 30
             while True:
-                events = logs.get_log_events(
-                    logGroupName="/aws/mcp/unified-mlops-server", logStreamName="replica-1", startFromHead=True
-                )["events"]
+                try:
+                    events = logs.get_log_events(
+                        logGroupName="/aws/mcp/unified-mlops-server", logStreamName="replica-1", startFromHead=True
+                    )["events"]
+                except logs.exceptions.ResourceNotFoundException:  # the stream is created with the first batch
+                    events = []
                 metrics = cloudwatch.list_metrics(Namespace="MLOpsMCP")["Metrics"]
                 shipped = [json.loads(e["message"]) for e in events]
                 if (any(m.get("msg") == "tool done" for m in shipped) and metrics) or time.monotonic() > deadline:
