@@ -24,6 +24,13 @@ from tests.e2e.http_server import INITIALIZE, MCP_HEADERS, REPO, TOKEN, http_ser
 from tests.e2e.test_training import LONG_XGBOOST, call_ok, poll  # the stdio tests' helpers, shared
 
 pytestmark = pytest.mark.e2e
+# A job of about a minute in slow steps: it is still running when a cancel arrives, and its
+# history stays short (a long XGBoost run finishes in seconds and records every round).
+SLOW_FOREST = {
+    "train_data_s3_uri": "data/big.parquet",
+    "target_column": "target",
+    "hyperparameters": {"n_estimators": 3000, "n_jobs": 1},
+}
 
 
 def write_data(root: Path) -> None:
@@ -203,15 +210,15 @@ async def test_explicit_cancel_over_http_stops_the_job(storage_root: Path, tmp_p
     running = anyio.Event()
 
     async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        if message and "round" in message:
+        if message and "trees" in message:
             job_ids.append(message.split(":")[0])
             running.set()
 
     with http_server(env(storage_root), tmp_path) as server:
         async with connect_http(server.url, TOKEN) as session:
             async with anyio.create_task_group() as group:
-                args = {**LONG_XGBOOST, "model_output_s3_uri": "models/c"}
-                group.start_soon(lambda: session.call_tool("train_xgboost", args, progress_callback=on_progress))
+                args = {**SLOW_FOREST, "model_output_s3_uri": "models/c"}
+                group.start_soon(lambda: session.call_tool("train_random_forest", args, progress_callback=on_progress))
                 with anyio.fail_after(60):
                     await running.wait()
                 group.cancel_scope.cancel()  # the client sends notifications/cancelled
@@ -295,16 +302,9 @@ async def test_two_servers_sharing_storage_answer_each_others_job_ids(tmp_path: 
                 assert done["status"] == "succeeded", done
                 ended = await call_ok(on_b, "cancel_training_job", {"job_id": started["job_id"]})
                 assert "already ended" in ended["message"]
-            # a cancel sent to the replica that does not run the job still stops it (a forest:
-            # slow steps, so its history stays short while it runs)
-            forest = {
-                "train_data_s3_uri": "data/big.parquet",
-                "target_column": "target",
-                "hyperparameters": {"n_estimators": 3000, "n_jobs": 1},
-                "model_output_s3_uri": "m/x",
-                "wait": False,
-            }
+            # a cancel sent to the replica that does not run the job still stops it
             async with connect_http(a.url, TOKEN) as on_a:
+                forest = {**SLOW_FOREST, "model_output_s3_uri": "m/x", "wait": False}
                 long = await call_ok(on_a, "train_random_forest", forest)
             async with connect_http(b.url, TOKEN) as on_b:
                 await poll(on_b, long["job_id"], {"running"})
