@@ -1,11 +1,22 @@
 # Unified MLOps MCP server for ECS Fargate (or any container runtime).
 #
-# The server speaks MCP over stdio: run it attached to the MCP client's pipes, e.g.
+# Default: MCP streamable HTTP on 0.0.0.0:8080 (`/mcp`, health at `/healthz`), which refuses to
+# start without a token (MLOPS_HTTP_TOKEN, or the secret <MLOPS_SECRETS_PREFIX>http-token):
 #   docker build -t unified-mlops-mcp .
-#   docker run -i --rm -e MLOPS_S3_BUCKET=my-ml-bucket -e AWS_REGION=eu-west-1 unified-mlops-mcp
-# On Fargate, give the task role S3 (and, if used, Secrets Manager / KMS) permissions instead of
-# passing keys: boto3 picks the role up from the container credentials endpoint.
+#   docker run --rm -p 8080:8080 -e MLOPS_HTTP_TOKEN=... -e MLOPS_S3_BUCKET=my-ml-bucket \
+#     -e AWS_REGION=eu-west-1 unified-mlops-mcp     # then http://localhost:8080/mcp
+# Clients reaching it under another name need that name in MLOPS_ALLOWED_HOSTS.
+# stdio instead, attached to the client's pipes (no health check applies then):
+#   docker run -i --rm --no-healthcheck -e MLOPS_S3_BUCKET=my-ml-bucket unified-mlops-mcp --transport stdio
+# No secret is baked in: on Fargate the task definition injects the token from Secrets Manager and
+# the task role gives S3 / Secrets Manager / SageMaker access (deploy/ecs-fargate.yaml).
+# Docker cannot run where this repo is tested; .ci/check-images resolves these install steps.
 FROM python:3.11-slim
+
+# The CPU build of torch (PyPI's Linux torch is the CUDA build with several GB of NVIDIA
+# libraries); point it at a mirror with --build-arg TORCH_INDEX_URL=...
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG TORCH_VERSION=2.13.0
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -23,10 +34,9 @@ RUN apt-get update \
 
 WORKDIR /app
 
-# torch first, pinned, from PyTorch's CPU index: from PyPI, torch (or an unpinned torch pulled in
-# by another package) is the CUDA build with several GB of NVIDIA libraries. requirements.txt
-# pins the same version, which the +cpu build already satisfies.
-RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
+# torch first, pinned, from the CPU index; requirements.txt pins the same version, which the +cpu
+# build already satisfies, so nothing pulls the CUDA build afterwards.
+RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
@@ -42,5 +52,11 @@ USER mlops
 
 # Local storage (used when MLOPS_S3_BUCKET is unset); mount a volume here to keep it.
 VOLUME ["/data"]
+EXPOSE 8080
+
+# Really asks the server: /healthz answers only once the router is built and the app serves.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
 
 ENTRYPOINT ["python", "-m", "mcp_server"]
+CMD ["--transport", "http", "--host", "0.0.0.0", "--port", "8080"]

@@ -1,4 +1,4 @@
-"""Entry point: `python -m mcp_server` serves MCP over stdio.
+"""Entry point: `python -m mcp_server` serves MCP over stdio (`--transport http`: streamable HTTP).
 
 Order matters: stdout is guarded before anything else is imported, so that neither our code nor
 a native library can write a stray byte onto the JSON-RPC stream.
@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-only", action="store_true", help="list no tool that writes (MLOPS_READ_ONLY)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (LOG_LEVEL)")
     parser.add_argument("--list-tools", action="store_true", help="print the tool names to stderr and exit")
+    parser.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="stdio (default) or http")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP: address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="HTTP: port (default 8080)")
+    parser.add_argument("--stateless", action="store_true", help="HTTP: no sessions (MLOPS_HTTP_STATELESS)")
     args = parser.parse_args(argv)
 
     env = dict(os.environ)
@@ -38,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
             env[var] = getattr(args, flag)
     if args.read_only:
         env["MLOPS_READ_ONLY"] = "true"
+    if args.stateless:
+        env["MLOPS_HTTP_STATELESS"] = "true"
 
     from mcp_server.common.exceptions import MLOpsError
     from mcp_server.common.logger import configure_logging, get_logger
@@ -63,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_tools:
         sys.stderr.write("\n".join(server.router.tool_names) + "\n")
         return 0
+    if args.transport == "http":
+        from mcp_server.http_app import run_http  # HTTP-only imports stay off the stdio start-up path
+
+        return run_http(server, args.host, args.port)
     get_logger("mcp_server").info(
         "starting", extra={"fields": {"tools": len(server.router.tool_names), "storage": config.default_location}}
     )

@@ -1,4 +1,4 @@
-"""A small MCP client for the server, over stdio with the official `mcp` client.
+"""A small MCP client for the server, over stdio (or streamable HTTP) with the official `mcp` client.
 
 Used by the demo, the benchmarks and the end-to-end tests: it spawns `python -m mcp_server` with
 the storage settings passed explicitly (stdio_client only forwards a whitelist of env vars).
@@ -69,3 +69,23 @@ def structured(result: types.CallToolResult) -> dict[str, Any]:
 
 def result_text(result: types.CallToolResult) -> str:
     return "\n".join(item.text for item in result.content if isinstance(item, types.TextContent))
+
+
+@asynccontextmanager
+async def connect_http(
+    url: str, token: str | None = None, headers: Mapping[str, str] | None = None
+) -> AsyncIterator[ClientSession]:
+    """Connect to a running server's streamable HTTP endpoint (`http://host:port/mcp`)."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    all_headers = dict(headers or {})
+    if token is not None:
+        all_headers["Authorization"] = f"Bearer {token}"
+    async with (
+        httpx2.AsyncClient(headers=all_headers, timeout=httpx2.Timeout(30, read=300)) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        yield session

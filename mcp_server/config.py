@@ -113,6 +113,32 @@ def _seconds(env: Mapping[str, str], name: str, default: float, high: float) -> 
     return value
 
 
+# --- Remote use (issue 15) helpers ---------------------------------------------------------------
+_ORIGIN = re.compile(r"^https?://[^\s/?#]+$")
+
+
+def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    origins = tuple(origin.rstrip("/").lower() for origin in _csv(env, "MLOPS_ALLOWED_ORIGINS"))
+    for origin in origins:
+        if not _ORIGIN.match(origin):
+            raise ConfigError(
+                f"MLOPS_ALLOWED_ORIGINS entry {origin!r} is not an origin; use scheme://host[:port], "
+                "e.g. https://app.example.com"
+            )
+    return origins
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or choices[0]).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
 @dataclass(frozen=True)
 class Config:
     s3_bucket: str | None = None
@@ -146,6 +172,15 @@ class Config:
     github_trigger_label: str = "mlops:train"
     github_seconds_between_requests: float = 0.25
     github_seconds_between_writes: float = 1.0
+    # --- Remote use (issue 15): the HTTP transport, telemetry and CloudWatch Logs -------------
+    http_token: str | None = field(default=None, repr=False)  # never in a repr, a log or a result
+    allowed_hosts: tuple[str, ...] = ()  # empty: the bound address and localhost
+    allowed_origins: tuple[str, ...] = ()  # empty: no browser origin is accepted
+    http_max_body_bytes: int = 4 * 1024**2
+    http_stateless: bool = False  # no session affinity: for several replicas behind a load balancer
+    metrics: str = "emf"  # emf (stderr), cloudwatch (PutMetricData) or off
+    cloudwatch_log_group: str | None = None
+    cloudwatch_log_stream: str | None = None  # default: <host name>-<pid>
 
     @property
     def default_location(self) -> str:
@@ -212,5 +247,14 @@ class Config:
             github_trigger_label=trigger_label,
             github_seconds_between_requests=_seconds(env, "MLOPS_GITHUB_SECONDS_BETWEEN_REQUESTS", 0.25, 60),
             github_seconds_between_writes=_seconds(env, "MLOPS_GITHUB_SECONDS_BETWEEN_WRITES", 1.0, 60),
+            # --- Remote use (issue 15) ---------------------------------------------------------
+            http_token=env.get("MLOPS_HTTP_TOKEN") or None,
+            allowed_hosts=_csv(env, "MLOPS_ALLOWED_HOSTS"),
+            allowed_origins=_origins(env),
+            http_max_body_bytes=_int(env, "MLOPS_HTTP_MAX_BODY_MB", 4, 1, 1024) * 1024**2,
+            http_stateless=_flag(env, "MLOPS_HTTP_STATELESS", False),
+            metrics=_choice(env, "MLOPS_METRICS", ("emf", "cloudwatch", "off")),
+            cloudwatch_log_group=env.get("CLOUDWATCH_LOG_GROUP") or None,
+            cloudwatch_log_stream=env.get("CLOUDWATCH_LOG_STREAM") or None,
         )
         return replace(config, **overrides) if overrides else config  # type: ignore[arg-type]

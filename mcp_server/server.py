@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import mcp_types as types
@@ -16,7 +17,8 @@ from mcp_server.capabilities.ml_evaluation.capability import MLEvaluationCapabil
 from mcp_server.capabilities.ml_training.capability import MLTrainingCapability
 from mcp_server.capabilities.model_registry.capability import ModelRegistryCapability
 from mcp_server.capabilities.notification.capability import NotificationCapability
-from mcp_server.common import workers
+from mcp_server.common import jobs, workers
+from mcp_server.common.telemetry import Telemetry, ship_logs_to_cloudwatch
 from mcp_server.config import Config
 from mcp_server.router import ToolRouter
 
@@ -55,6 +57,9 @@ class UnifiedMLOpsMCPServer:
         enabled = [c for c in self.capabilities if c.name in config.capabilities]
         self.router = ToolRouter(enabled, config)
         self._warm_up_pending = "ml_training" in config.capabilities
+        self.telemetry = Telemetry(config)
+        self._tool_names = frozenset(self.router.tool_names)
+        ship_logs_to_cloudwatch(config)
         self.server: Server[Any] = Server(
             "unified-mlops",
             version=__version__,
@@ -75,7 +80,21 @@ class UnifiedMLOpsMCPServer:
         async def send_progress(progress: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(progress, total, message)
 
-        return await self.router.call(params.name, params.arguments, send_progress)
+        # A job started by this call is cancelled only by the client's explicit cancel (the SDK
+        # sets this event on notifications/cancelled); a dropped HTTP connection detaches it.
+        # mcp 2.3 keeps the event on the request's dispatch context, reachable only privately.
+        outbound = getattr(ctx.session, "_request_outbound", None)
+        jobs.peer_cancel_requested.set(getattr(outbound, "cancel_requested", None))
+        started = time.perf_counter()
+        failed = True  # also when the call is cancelled or raises
+        try:
+            result = await self.router.call(params.name, params.arguments, send_progress)
+            failed = bool(result.is_error)
+            return result
+        finally:
+            # Only real tool names become a metric dimension: a client cannot mint new ones.
+            tool = params.name if params.name in self._tool_names else "unknown"
+            self.telemetry.record(tool, (time.perf_counter() - started) * 1000, error=failed)
 
     async def run_stdio(self) -> None:
         # stdio_server points fd 1 at stderr while serving and writes the protocol to a private

@@ -5,16 +5,22 @@ A process-wide `JobRunner` (one per server, `Services.jobs`, created lazily) run
 `max_concurrent_jobs` jobs at once; the rest wait in a visible queue. Every state change (and,
 at most every few seconds, progress) is written to `jobs/<job_id>.json` under the default
 location, so `get_training_metrics` answers after the request that started the job has gone,
-and after a restart. A record left `running` by a server that no longer exists reads as failed
-("lost: server restarted") instead of running forever.
+after a restart, and from any other server process sharing the storage (replicas behind a load
+balancer). Liveness is explicit: the owning process rewrites a live record every
+`HEARTBEAT_SECONDS`; another process reports it failed ("lost: server restarted") only when that
+heartbeat is stale, or when the owner provably died (same host and PID namespace, PID gone).
 
 A tool awaits its job with `run_job` up to `max_wait_seconds`: the work itself never runs on the
-event loop. Cancelling the awaiting request cancels the job; the work sees it at its next
-`job.check_cancelled()` and publishes nothing (bundles write `metadata.json` last).
+event loop. An explicit cancel of the awaiting request (MCP `notifications/cancelled`) cancels the
+job; the work sees it at its next `job.check_cancelled()` and publishes nothing (bundles write
+`metadata.json` last). Any other end of the request (an HTTP client that disconnected) only
+detaches it: the job runs on and is polled by its `job_id`. On AWS Lambda the process freezes when
+the invocation returns, so there a job must finish within the invocation (`set_invocation_deadline`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import secrets
@@ -46,8 +52,24 @@ _PROGRESS_WRITE_SECONDS = 2.0  # progress is persisted at most this often
 _PROGRESS_SEND_SECONDS = 0.2  # and sent to the waiting client at most this often
 _POLL_SECONDS = 0.05  # how soon a waiting request notices its job has ended
 HEARTBEAT_SECONDS = 20.0  # live records are rewritten this often, even without progress
+# (the heartbeat thread ticks every HEARTBEAT_SECONDS / 4, also looking for cancels from replicas)
 STALE_SECONDS = 120.0  # a live-looking record not rewritten for this long belongs to a dead server
 _KEEP_FINISHED = 500  # finished jobs kept in memory; older ones are read back from storage
+_LAMBDA_MARGIN_SECONDS = 5.0  # time left to answer after a job that had to fit in the invocation
+
+# Set by the server for each tools/call: the event the MCP SDK sets when the client sends
+# `notifications/cancelled` for that request. None (a direct router call): any cancel cancels.
+peer_cancel_requested: contextvars.ContextVar[Any] = contextvars.ContextVar("peer_cancel_requested", default=None)
+# Wall-clock time (time.time()) at which the current Lambda invocation is frozen; None elsewhere.
+# Process-wide on purpose: a Lambda execution environment serves one invocation at a time.
+_invocation_deadline: float | None = None
+
+
+def set_invocation_deadline(deadline: float | None) -> None:
+    """Declare that work must end by `deadline` (epoch seconds): the Lambda handler's remaining time."""
+    global _invocation_deadline
+    _invocation_deadline = deadline
+
 
 Work = Callable[["Job"], dict[str, Any]] | ProcessTask  # a thread's work, or a worker process's
 
@@ -128,6 +150,7 @@ class JobRunner:
         self.instance_id = secrets.token_hex(8)
         self.pid = os.getpid()
         self.host = socket.gethostname()
+        self.pid_namespace = _pid_namespace()
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._queue: deque[tuple[Job, Work]] = deque()
@@ -288,6 +311,7 @@ class JobRunner:
             "instance_id": self.instance_id,
             "pid": self.pid,
             "host": self.host,
+            "pid_namespace": self.pid_namespace,
         }
 
     def persist(self, job: Job, force: bool) -> None:
@@ -337,8 +361,11 @@ class JobRunner:
             return True  # ours, yet not in memory: it can only have been dropped
         age = time.time() - float(record.get("updated_epoch") or 0.0)
         if age > STALE_SECONDS:
-            return True
-        if record.get("host") == self.host:
+            return True  # the owner stopped refreshing its heartbeat
+        # A PID means something only inside the PID namespace it came from: two containers may
+        # share a host name, and each has its own PID 1.
+        same_namespace = self.pid_namespace is not None and record.get("pid_namespace") == self.pid_namespace
+        if record.get("host") == self.host and same_namespace:
             pid = record.get("pid")
             return not (isinstance(pid, int) and _pid_alive(pid))
         return False
@@ -351,8 +378,17 @@ class JobRunner:
             self._heartbeat = threading.Thread(target=self._beat, name="job-heartbeat", daemon=True)
             self._heartbeat.start()
 
+    def request_cancel(self, job_id: str) -> None:
+        """Ask the server process that runs `job_id` (another replica) to cancel it: it finds the
+        marker `jobs/<job_id>.cancel` at its next heartbeat tick."""
+        loc = self.storage.resolve(f"{JOBS_PREFIX}/{job_id}.cancel", "job_id")
+        self.storage.write_bytes(
+            loc, json_bytes({"requested_at": now_iso(), "by": self.instance_id}), "application/json"
+        )
+
     def _beat(self) -> None:
-        """Keep live records fresh so another server can tell them from a dead server's leftovers."""
+        """Keep live records fresh so another server can tell them from a dead server's leftovers,
+        and honour cancels that other replicas left in storage."""
         while True:
             time.sleep(HEARTBEAT_SECONDS / 4)
             with self._lock:
@@ -364,6 +400,21 @@ class JobRunner:
             for job in live:
                 if now - job._last_write >= HEARTBEAT_SECONDS:
                     self.persist(job, force=True)
+                try:
+                    marker = self.storage.resolve(f"{JOBS_PREFIX}/{job.job_id}.cancel", "job_id")
+                    if self.storage.exists(marker):
+                        _log.info("job %s cancelled through storage by another server process", job.job_id)
+                        self.cancel(job.job_id)
+                except Exception:  # storage trouble: try again at the next tick
+                    _log.warning("could not check the cancel marker of job %s", job.job_id, exc_info=True)
+
+
+def _pid_namespace() -> str | None:
+    """The PID namespace of this process (Linux), e.g. `pid:[4026531836]`; None elsewhere."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -392,21 +443,43 @@ async def run_job(
 ) -> Job:
     """Submit `work` as a job and wait for it up to `max_wait_seconds`, forwarding its progress.
 
-    Returns the job, finished or not. Cancelling the caller cancels the job and waits (briefly,
-    shielded) until the work has stopped, so nothing is published afterwards.
+    Returns the job, finished or not. An explicit cancel of the caller cancels the job and waits
+    (briefly, shielded) until the work has stopped, so nothing is published afterwards; any other
+    cancellation of the caller (its HTTP client went away) leaves the job running.
     """
+    deadline = _invocation_deadline
+    if deadline is not None and not wait:
+        raise InvalidInputError(
+            "wait: false is not available on AWS Lambda: the function is frozen once it answers",
+            field="wait",
+            hint="Let the call wait, or run long training on the ECS Fargate deployment (README, Deployment)",
+        )
     # submit writes the job record: storage I/O (an S3 PUT) stays off the event loop.
     job = await anyio.to_thread.run_sync(lambda: runner.submit(tool, work, info=info))
     if not wait:
         return job
+    limit = max_wait_seconds
+    if deadline is not None:  # Lambda: the whole job has to fit in what is left of the invocation
+        limit = max(0.0, deadline - time.time() - _LAMBDA_MARGIN_SECONDS)
     position = runner.queue_position(job)
     if position is not None and progress is not None:
         await progress.areport_progress(0, None, f"{job.job_id}: queued (position {position})")
+    peer_cancel = peer_cancel_requested.get()
     try:
-        await runner.wait(job, max_wait_seconds, progress)
+        finished = await runner.wait(job, limit, progress)
     except anyio.get_cancelled_exc_class():
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(runner.cancel, job.job_id)
-            await runner.wait(job, 30.0)
+        if peer_cancel is None or peer_cancel.is_set():
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(runner.cancel, job.job_id)
+                await runner.wait(job, 30.0)
+        else:
+            _log.info("job %s detached: its request ended without a cancel", job.job_id)
         raise
+    if deadline is not None and not finished:
+        await anyio.to_thread.run_sync(runner.cancel, job.job_id)
+        await runner.wait(job, _LAMBDA_MARGIN_SECONDS)
+        raise MLOpsError(
+            f"job {job.job_id} ({tool}) could not finish within the Lambda invocation's time and was stopped",
+            hint="Run long training on the ECS Fargate deployment (README, Deployment), or train on less data",
+        )
     return job

@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 from mcp_server.common.exceptions import InvalidInputError
-from mcp_server.common.jobs import STALE_SECONDS, Job, JobRunner
+from mcp_server.common.jobs import STALE_SECONDS, Job, JobRunner, _pid_namespace
 from mcp_server.common.s3_utils import S3Utils
 from mcp_server.config import Config
 from mcp_server.router import ToolRouter
@@ -146,6 +146,7 @@ def _write_record(storage_root: Path, job_id: str, **fields: Any) -> None:
         "instance_id": "another-server",
         "pid": _dead_pid(),
         "host": socket.gethostname(),
+        "pid_namespace": _pid_namespace(),
         "updated_epoch": time.time(),
         "progress": {"done": 3, "total": 10, "fraction": 0.3, "message": None},
         **fields,
@@ -170,6 +171,16 @@ def test_job_of_a_silent_remote_server_reads_as_failed(runner: JobRunner, storag
 def test_job_of_a_live_remote_server_stays_running(runner: JobRunner, storage_root: Path) -> None:
     _write_record(storage_root, "job-remote", host="elsewhere")
     assert runner.read("job-remote")["status"] == "running"
+
+
+def test_job_of_a_container_with_the_same_host_name_is_judged_by_its_heartbeat(
+    runner: JobRunner, storage_root: Path
+) -> None:
+    # Another container (own PID namespace) with our host name: its PID means nothing here.
+    _write_record(storage_root, "job-twin", pid_namespace="pid:[1]")
+    assert runner.read("job-twin")["status"] == "running"
+    _write_record(storage_root, "job-twin-old", pid_namespace="pid:[1]", updated_epoch=time.time() - STALE_SECONDS - 5)
+    assert runner.read("job-twin-old")["status"] == "failed"
 
 
 def test_job_ids_cannot_escape_the_jobs_folder(runner: JobRunner) -> None:

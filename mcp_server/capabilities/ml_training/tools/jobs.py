@@ -11,7 +11,6 @@ from mcp_server.capabilities.ml_training.schemas import (
     GetTrainingMetricsOutput,
 )
 from mcp_server.common.bundles import METADATA, read_bundle
-from mcp_server.common.exceptions import ConflictError
 from mcp_server.common.history import capped_history
 from mcp_server.common.jobs import FINAL_STATUSES
 
@@ -64,11 +63,13 @@ def cancel_training_job(ctx: ToolContext, params: CancelTrainingJobInput) -> Can
             job_id=params.job_id, status=record["status"], message=f"the job had already ended ({record['status']})"
         )
     job = runner.get(params.job_id)
-    if job is None:
-        raise ConflictError(
-            f"job {params.job_id} runs in another server process, which alone can stop it",
-            field="job_id",
-            hint="Cancel it from the server that started it.",
+    if job is None:  # another replica on the same storage runs it: leave it a cancel marker
+        runner.request_cancel(params.job_id)
+        return CancelTrainingJobOutput(
+            job_id=params.job_id,
+            status=record["status"],
+            message="cancellation requested from the server process that runs it; it stops within a few "
+            "seconds (poll get_training_metrics)",
         )
     runner.cancel(params.job_id)
     if job.done_event.wait(params.wait_seconds):
