@@ -265,7 +265,9 @@ async def test_client_that_disconnects_detaches_from_its_job(storage_root: Path,
             session_headers["Mcp-Session-Id"] = opened.headers["mcp-session-id"]
             initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
             assert raw_post(server.url, initialized, **session_headers).status_code == 202
-        moderate = {**LONG_XGBOOST, "hyperparameters": {"n_estimators": 600, "n_jobs": 1}, "model_output_s3_uri": "m/d"}
+        # long enough (seconds) for per-round progress to reach the client before it disconnects
+        rounds = {**LONG_XGBOOST["hyperparameters"], "n_estimators": 2000}
+        moderate = {**LONG_XGBOOST, "hyperparameters": rounds, "model_output_s3_uri": "m/d"}
         job_id = _call_then_disconnect(server.url, session_headers, moderate)
         await anyio.sleep(1.0)  # the server has noticed the dropped stream by now
         async with connect_http(server.url, TOKEN) as session:
