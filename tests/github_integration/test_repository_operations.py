@@ -174,4 +174,4 @@ async def test_file_over_one_megabyte_is_refused_clearly(gh_router: ToolRouter, 
 async def test_long_text_file_is_truncated_and_says_so(gh_router: ToolRouter, github: LoopbackGitHub) -> None:
     github.repos[REPO].files[("main", "notes.md")] = ("é" * 100_000).encode()
     got = await call(gh_router, "get_file", repository=REPO, path="notes.md")
-    assert got["truncated"] is True and len(got["content"]) == 60_000 and got["size"] == 200_000
+    assert got["truncated"] is True and len(got["content"]) == 40_000 and got["size"] == 200_000

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from mcp_server.capabilities.base import BaseCapability, ToolFn, ToolSpec
 from mcp_server.capabilities.notification import schemas as s
-from mcp_server.capabilities.notification.tools.discord_notifier import send_discord_notification
-from mcp_server.capabilities.notification.tools.email_notifier import send_email_notification
-from mcp_server.capabilities.notification.tools.notify import notify
-from mcp_server.capabilities.notification.tools.slack_notifier import send_slack_notification
-from mcp_server.capabilities.notification.tools.teams_notifier import send_teams_notification
-from mcp_server.capabilities.notification.tools.template_manager import (
-    list_notification_templates,
-    render_notification_template,
-)
+
+# Tool functions are named, not imported: slack-sdk and Jinja2 load on the first call.
+_TOOLS = "mcp_server.capabilities.notification.tools"
 
 _SOURCE = "Give `message` (+ optional `title`) or a `template` with `variables`."
 
 
-def _spec(name: str, title: str, description: str, models: tuple[type, type], fn: ToolFn, sends: bool) -> ToolSpec:
+def _spec(
+    name: str, title: str, description: str, models: tuple[type, type], fn: ToolFn | str, sends: bool
+) -> ToolSpec:
     return ToolSpec(
         name=name,
         title=title,
@@ -32,11 +28,15 @@ def _spec(name: str, title: str, description: str, models: tuple[type, type], fn
     )
 
 
-def _sender(name: str, title: str, description: str, input_model: type, output_model: type, fn: ToolFn) -> ToolSpec:
+def _sender(
+    name: str, title: str, description: str, input_model: type, output_model: type, fn: ToolFn | str
+) -> ToolSpec:
     return _spec(name, title, description, (input_model, output_model), fn, sends=True)
 
 
-def _reader(name: str, title: str, description: str, input_model: type, output_model: type, fn: ToolFn) -> ToolSpec:
+def _reader(
+    name: str, title: str, description: str, input_model: type, output_model: type, fn: ToolFn | str
+) -> ToolSpec:
     return _spec(name, title, description, (input_model, output_model), fn, sends=False)
 
 
@@ -53,7 +53,7 @@ class NotificationCapability(BaseCapability):
                 f"the incoming webhook. {_SOURCE} `blocks` replaces the generated Block Kit blocks.",
                 s.SendSlackInput,
                 s.SendSlackOutput,
-                send_slack_notification,
+                f"{_TOOLS}.slack_notifier:send_slack_notification",
             ),
             _sender(
                 "send_email_notification",
@@ -62,7 +62,7 @@ class NotificationCapability(BaseCapability):
                 "MLOPS_EMAIL_FROM. Give `subject` + `body`, or a `template` with `variables`.",
                 s.SendEmailInput,
                 s.SendEmailOutput,
-                send_email_notification,
+                f"{_TOOLS}.email_notifier:send_email_notification",
             ),
             _sender(
                 "send_teams_notification",
@@ -70,7 +70,7 @@ class NotificationCapability(BaseCapability):
                 f"Post an Adaptive Card to a Microsoft Teams Workflows webhook (TEAMS_WEBHOOK_URL). {_SOURCE}",
                 s.SendTeamsInput,
                 s.SendResult,
-                send_teams_notification,
+                f"{_TOOLS}.teams_notifier:send_teams_notification",
             ),
             _sender(
                 "send_discord_notification",
@@ -78,7 +78,7 @@ class NotificationCapability(BaseCapability):
                 f"Post embeds to a Discord webhook (DISCORD_WEBHOOK_URL); long text is split or truncated. {_SOURCE}",
                 s.SendDiscordInput,
                 s.SendDiscordOutput,
-                send_discord_notification,
+                f"{_TOOLS}.discord_notifier:send_discord_notification",
             ),
             _reader(
                 "list_notification_templates",
@@ -86,7 +86,7 @@ class NotificationCapability(BaseCapability):
                 "List the built-in notification templates with their variables.",
                 s.ListTemplatesInput,
                 s.ListTemplatesOutput,
-                list_notification_templates,
+                f"{_TOOLS}.template_manager:list_notification_templates",
             ),
             _reader(
                 "render_notification_template",
@@ -94,7 +94,7 @@ class NotificationCapability(BaseCapability):
                 "Render a template for every channel (or `channel`) without sending anything.",
                 s.RenderTemplateInput,
                 s.RenderTemplateOutput,
-                render_notification_template,
+                f"{_TOOLS}.template_manager:render_notification_template",
             ),
             _sender(
                 "notify",
@@ -103,6 +103,6 @@ class NotificationCapability(BaseCapability):
                 f"to `to[]` or MLOPS_EMAIL_TO. {_SOURCE} An error only when no channel was delivered.",
                 s.NotifyInput,
                 s.NotifyOutput,
-                notify,
+                f"{_TOOLS}.notify:notify",
             ),
         ]

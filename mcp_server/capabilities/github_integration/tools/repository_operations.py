@@ -24,7 +24,7 @@ from mcp_server.capabilities.github_integration.schemas import (
 )
 from mcp_server.common.exceptions import BadFormatError, ConflictError, InvalidInputError
 
-MAX_CONTENT_CHARS = 60_000  # ~15k tokens: a result stays well under the 25k-token limit of clients
+MAX_CONTENT_CHARS = 40_000  # ~10k tokens, and under the router's 60k-character result limit with the other fields
 
 
 def get_file(ctx: ToolContext, params: GetFileInput) -> ToolOutput:
