@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 
 from mcp_server import __version__
 from mcp_server.client import result_text, structured
@@ -67,5 +69,6 @@ async def test_call_tool_over_protocol(server: UnifiedMLOpsMCPServer) -> None:
         assert error.is_error
         assert "s3_uri" in result_text(error) and "'..'" in result_text(error)
 
-        unknown = await client.call_tool("no_such_tool", {})
-        assert unknown.is_error and "Unknown tool" in result_text(unknown)
+        with pytest.raises(MCPError) as unknown:  # the spec's JSON-RPC error, not a tool result
+            await client.call_tool("no_such_tool", {})
+        assert unknown.value.code == INVALID_PARAMS and "Unknown tool 'no_such_tool'" in unknown.value.message

@@ -40,15 +40,20 @@ MODEL_FILES: dict[str, str] = {
 }
 PREPROCESSOR_FILE = "preprocessor.skops"
 _UNSAFE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".dill", ".cloudpickle", ".sav")
-# Type prefixes skops may instantiate on load. Anything else in a .skops file is refused.
-_TRUSTED_PREFIXES = (
-    "sklearn.",
-    "numpy.",
-    "scipy.",
-    "builtins.",
-    "collections.",
-    "xgboost.",
-    "mcp_server.common.transformers.",
+# What a .skops file may name beyond the types skops itself trusts, as exact `module.name`
+# strings. Decided from the names alone: importing a module to look at it runs its top-level
+# code (a file naming `numpy.f2py.__main__` would run f2py's command line inside the server),
+# and a trusted *prefix* would admit functions such as `builtins.eval` or `numpy.save`.
+_TRUSTED_TYPES = frozenset(
+    {
+        "numpy.dtype",
+        "sklearn.tree._tree.Tree",
+        "sklearn.neighbors._kd_tree.KDTree",
+        "sklearn.neighbors._ball_tree.BallTree",
+        # our own coercions, used inside fitted preprocessing pipelines
+        "mcp_server.common.transformers.as_text",
+        "mcp_server.common.transformers.as_number",
+    }
 )
 
 
@@ -106,46 +111,26 @@ def save_skops(obj: Any, path: Path) -> None:
 
 
 def load_skops(path: Path) -> Any:
+    """Load a .skops file whose every type skops or `_TRUSTED_TYPES` trusts; refuse anything else."""
+    import zipfile
+
     import skops.io as sio
 
-    untrusted = sio.get_untrusted_types(file=path)
-    refused = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES) or not _is_safe_reference(t)]
-    if refused:
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+        refused = [t for t in untrusted if t not in _TRUSTED_TYPES]
+        if refused:
+            raise BadFormatError(
+                f"the model file contains types that are not allowed: {refused[:5]}",
+                hint="Only scikit-learn, NumPy and SciPy objects written by this server are loaded.",
+            )
+        return sio.load(path, trusted=untrusted)
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        # Not a skops archive (pickle bytes renamed), or a schema skops cannot read.
         raise BadFormatError(
-            f"the model file contains types that are not allowed: {refused[:5]}",
-            hint="Only scikit-learn, NumPy, SciPy and XGBoost objects are loaded.",
-        )
-    return sio.load(path, trusted=untrusted)
-
-
-# Functions (not classes) a fitted pipeline may reference; our own coercions only.
-_TRUSTED_FUNCTION_PREFIXES = ("mcp_server.common.transformers.",)
-
-
-def _is_safe_reference(name: str) -> bool:
-    """A class from a trusted package, or one of our own functions.
-
-    A trusted *prefix* is not enough: `builtins.eval`, `numpy.save` or
-    `sklearn.datasets.dump_svmlight_file` are functions a crafted `FunctionTransformer` would call
-    on the data at transform time.
-    """
-    if name.startswith(_TRUSTED_FUNCTION_PREFIXES):
-        return True
-    import importlib
-
-    parts = name.split(".")
-    for split in range(len(parts) - 1, 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:split]))
-        except ImportError:
-            continue
-        try:
-            for attr in parts[split:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            return False
-        return isinstance(obj, type)
-    return False
+            f"{path.name} is not a readable skops file ({type(exc).__name__})",
+            hint="Retrain the model with this server; only skops archives it wrote are loaded.",
+        ) from None
 
 
 def _save_xgboost(model: Any, path: Path) -> None:
@@ -156,7 +141,14 @@ def _load_xgboost(path: Path, metadata: dict[str, Any]) -> Any:
     import xgboost as xgb
 
     estimator: Any = xgb.XGBClassifier() if metadata.get("task_type") == "classification" else xgb.XGBRegressor()
-    estimator.load_model(str(path))
+    try:
+        estimator.load_model(str(path))
+    except (xgb.core.XGBoostError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+        # Pickle bytes or garbage under the model's name (the hash was re-recorded to match).
+        raise BadFormatError(
+            f"{path.name} is not a readable XGBoost model ({type(exc).__name__})",
+            hint="Retrain the model with this server; only UBJSON models it wrote are loaded.",
+        ) from None
     return estimator
 
 

@@ -212,8 +212,8 @@ class JobRunner:
                 self._finish(job, "cancelled", error={"kind": "cancelled", "message": "cancelled"}, exception=exc)
             else:
                 self._finish(job, "failed", error={**exc.to_dict(), "text": str(exc)}, exception=exc)
-        except Exception as exc:
-            _log.exception("job %s (%s) failed unexpectedly", job.job_id, job.tool)
+        except BaseException as exc:  # also SystemExit from library code: a job thread must always finish its job
+            _log.error("job %s (%s) failed unexpectedly", job.job_id, job.tool, exc_info=exc)
             message = f"{job.tool} failed unexpectedly ({type(exc).__name__}); the details are in the server log"
             self._finish(job, "failed", error={"kind": "internal_error", "message": message}, exception=exc)
         else:
@@ -306,10 +306,11 @@ class JobRunner:
                 error={"kind": "lost", "message": "lost: server restarted while the job was running; start it again"},
                 queue_position=None,
             )
-            try:
-                self.storage.write_bytes(loc, json_bytes(record), "application/json")
-            except Exception:
-                _log.warning("could not mark job %s as lost", job_id, exc_info=True)
+            if not self.storage.config.read_only:  # read-only means no write at all
+                try:
+                    self.storage.write_bytes(loc, json_bytes(record), "application/json")
+                except Exception:
+                    _log.warning("could not mark job %s as lost", job_id, exc_info=True)
         return record
 
     def _is_lost(self, record: dict[str, Any]) -> bool:
