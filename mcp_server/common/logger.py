@@ -31,6 +31,16 @@ _SECRET_VALUE = re.compile(
 )
 
 
+def is_secret_key(key: str) -> bool:
+    """True for a name that says its value is a secret (`api_token`, `webhook_url`, `password`)."""
+    return bool(_SECRET_KEY.search(key))
+
+
+def looks_secret(text: str) -> bool:
+    """True when `text` holds a secret-looking value (a token, a webhook URL, URL credentials)."""
+    return bool(_SECRET_VALUE.search(text))
+
+
 def redact(value: Any, _key: str | None = None) -> Any:
     """Return a copy of `value` with secrets masked, however deeply nested."""
     if _key is not None and _SECRET_KEY.search(_key) and not _is_empty(value):
