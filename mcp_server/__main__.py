@@ -83,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_tools:
         sys.stderr.write("\n".join(server.router.tool_names) + "\n")
         return 0
+    swept = server.router.storage.sweep_scratch()  # temp files of a server that was killed mid-write
     get_logger("mcp_server").info(
-        "starting", extra={"fields": {"tools": len(server.router.tool_names), "storage": config.default_location}}
+        "starting",
+        extra={"fields": {"tools": len(server.router.tool_names), "storage": config.default_location, "swept": swept}},
     )
     try:
         anyio.run(server.run_stdio, wire)

@@ -77,6 +77,18 @@ class Config:
     default_max_wait_seconds: float = 50.0
     max_dataset_bytes: int = 2 * 1024**3
     outbound_allow: tuple[str, ...] = ()  # normalised scheme://host:port entries (common/outbound.py)
+    # --- hardening (issue 9): storage and size guards
+    extra_allowed_buckets: tuple[str, ...] = ()  # MLOPS_ALLOWED_BUCKETS besides MLOPS_S3_BUCKET
+    allow_any_bucket: bool = False  # MLOPS_ALLOWED_BUCKETS=*
+    max_classes: int = 1000  # MLOPS_MAX_CLASSES
+    max_bundle_bytes: int = 2048 * 1024**2  # MLOPS_MAX_BUNDLE_MB
+
+    @property
+    def allowed_buckets(self) -> tuple[str, ...] | None:
+        """Buckets an `s3://` URI may name; None means any."""
+        if self.allow_any_bucket:
+            return None
+        return tuple(dict.fromkeys([*([self.s3_bucket] if self.s3_bucket else []), *self.extra_allowed_buckets]))
 
     @property
     def default_location(self) -> str:
@@ -116,6 +128,14 @@ class Config:
                 )
             capabilities = tuple(c for c in CAPABILITY_NAMES if c in wanted)
         cpus = os.cpu_count() or 2
+        # --- hardening (issue 9)
+        buckets_raw = env.get("MLOPS_ALLOWED_BUCKETS", "").strip()
+        extra_buckets = tuple(b.strip() for b in buckets_raw.split(",") if b.strip() and b.strip() != "*")
+        bad = [b for b in extra_buckets if not _BUCKET.match(b)]
+        if bad:
+            raise ConfigError(
+                f"MLOPS_ALLOWED_BUCKETS names invalid bucket names {bad}; use a comma-separated list or *"
+            )
         config = cls(
             s3_bucket=bucket,
             aws_region=region,
@@ -130,5 +150,9 @@ class Config:
             default_max_wait_seconds=float(_int(env, "MLOPS_MAX_WAIT_SECONDS", 50, 0, 3600)),
             max_dataset_bytes=_int(env, "MLOPS_MAX_DATASET_MB", 2048, 1, 1024 * 1024) * 1024**2,
             outbound_allow=parse_allow_entries(env.get("MLOPS_OUTBOUND_ALLOW", "")),
+            extra_allowed_buckets=extra_buckets,
+            allow_any_bucket=buckets_raw == "*",
+            max_classes=_int(env, "MLOPS_MAX_CLASSES", 1000, 2, 1_000_000),
+            max_bundle_bytes=_int(env, "MLOPS_MAX_BUNDLE_MB", 2048, 1, 1024 * 1024) * 1024**2,
         )
         return replace(config, **overrides) if overrides else config  # type: ignore[arg-type]

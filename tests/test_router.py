@@ -475,3 +475,45 @@ def test_check_cancelled_raises_clear_error(fake_router: ToolRouter) -> None:
     ctx.cancelled.set()
     with pytest.raises(Exception, match="cancelled; nothing was written"):
         ctx.check_cancelled()
+
+
+# ----------------------------------------------------------------------------- strict scalars
+class Knobs(ToolInput):
+    wait: bool = True
+    n: int = Field(1, ge=1)
+    ratio: float | None = None
+    layers: list[int] = []
+    nested: EchoInput | None = None
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"wait": "yes"}, "wait: must be true or false, not 'yes'"),
+        ({"wait": 1}, "wait: must be true or false, not 1"),
+        ({"n": True}, "n: must be a number, not true"),
+        ({"ratio": False}, "ratio: must be a number, not false"),
+        ({"ratio": "Infinity"}, "ratio: must be a finite number"),
+        ({"ratio": float("nan")}, "ratio: must be a finite number"),
+        ({"layers": [4, True]}, "layers: [1]: must be a number, not true"),
+        ({"nested": {"text": "a", "times": True}}, "nested: times: must be a number, not true"),
+    ],
+)
+def test_numbers_refuse_booleans_and_booleans_refuse_everything_else(arguments: dict[str, Any], expected: str) -> None:
+    from pydantic import ValidationError
+
+    from mcp_server.router import format_validation_error
+
+    with pytest.raises(ValidationError) as err:
+        Knobs.model_validate(arguments)
+    assert expected in format_validation_error(err.value)
+
+
+def test_numeric_strings_and_real_booleans_are_accepted() -> None:
+    knobs = Knobs.model_validate({"wait": False, "n": "3", "ratio": "0.25", "layers": ["8", 4]})
+    assert (knobs.wait, knobs.n, knobs.ratio, knobs.layers) == (False, 3, 0.25, [8, 4])
+
+
+def test_strict_scalars_add_nothing_to_the_schema() -> None:
+    schema = Knobs.model_json_schema()
+    assert schema["properties"]["wait"] == {"default": True, "title": "Wait", "type": "boolean"}

@@ -19,7 +19,6 @@ metadata and is never read as a model. Pickle and joblib are never loaded.
 from __future__ import annotations
 
 import platform
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,10 +26,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp_server.common.exceptions import BadFormatError, InvalidInputError, NotFoundError
-from mcp_server.common.s3_utils import Location, S3Utils, json_bytes, parse_json, sha256_file
+from mcp_server.common.s3_utils import BUNDLE_MARKER, Location, S3Utils, json_bytes, parse_json, sha256_file
 
 Family = Literal["sklearn", "xgboost", "torch", "keras"]
-METADATA = "metadata.json"
+METADATA = BUNDLE_MARKER
 BUNDLE_FORMAT_VERSION = 1
 MODEL_FILES: dict[str, str] = {
     "sklearn": "model.skops",
@@ -196,8 +195,7 @@ def write_bundle(
     if family not in MODEL_FILES:
         raise InvalidInputError(f"unknown model family {family!r}")
     _ensure_family_registered(family)
-    with tempfile.TemporaryDirectory(prefix="mlops-bundle-") as tmp:
-        folder = Path(tmp)
+    with storage.scratch("mlops-bundle-") as folder:
         files: dict[str, Path] = {}
         model_path = folder / MODEL_FILES[family]
         extras = dict(extra_files or {})
@@ -280,13 +278,13 @@ def read_bundle(storage: S3Utils, uri: str, field: str = "model_s3_uri", load: b
     loc, metadata = read_metadata(storage, uri, field)
     artifacts: dict[str, str] = metadata["artifacts"]
     bundle = Bundle(uri=loc.uri, metadata=metadata, artifacts=artifacts)
-    with tempfile.TemporaryDirectory(prefix="mlops-bundle-") as tmp:
+    with storage.scratch("mlops-bundle-") as tmp:
         local: dict[str, Path] = {}
         for name, expected in artifacts.items():
             src = storage.join(loc, name)
             if not storage.exists(src):
                 raise BadFormatError(f"bundle file {name} is missing from {loc.uri}", field=field)
-            path = Path(tmp) / name
+            path = tmp / name
             with storage.local_file(src) as got:
                 path.write_bytes(got.read_bytes())
             if sha256_file(path) != expected:

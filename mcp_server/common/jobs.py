@@ -31,7 +31,7 @@ import anyio.to_thread
 from mcp_server.common.bundles import now_iso
 from mcp_server.common.exceptions import CancelledError, InvalidInputError, MLOpsError, NotFoundError
 from mcp_server.common.logger import get_logger
-from mcp_server.common.s3_utils import S3Utils, json_bytes, parse_json
+from mcp_server.common.s3_utils import S3Utils, json_bytes, parse_json, pid_alive
 
 if TYPE_CHECKING:
     from mcp_server.capabilities.base import ToolContext
@@ -321,7 +321,7 @@ class JobRunner:
             return True
         if record.get("host") == self.host:
             pid = record.get("pid")
-            return not (isinstance(pid, int) and _pid_alive(pid))
+            return not (isinstance(pid, int) and pid_alive(pid))
         return False
 
     # ----------------------------------------------------------------- heartbeat
@@ -345,16 +345,6 @@ class JobRunner:
             for job in live:
                 if now - job._last_write >= HEARTBEAT_SECONDS:
                     self.persist(job, force=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def new_job_id() -> str:

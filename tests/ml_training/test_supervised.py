@@ -327,3 +327,11 @@ async def test_job_record_is_stored_with_the_result(router: ToolRouter, data: di
     assert record["result"]["model_s3_uri"] == out["model_s3_uri"]
     assert record["result"]["metrics"] == out["metrics"]
     assert record["progress"]["fraction"] == 1.0
+
+
+async def test_wait_yes_and_n_estimators_true_are_refused_naming_the_field(router: ToolRouter) -> None:
+    base = {"train_data_s3_uri": "data/t.parquet", "target_column": "y", "model_output_s3_uri": "models/x"}
+    text = await call_error(router, "train_random_forest", **base, wait="yes")
+    assert "wait: must be true or false" in text
+    text = await call_error(router, "train_random_forest", **base, hyperparameters={"n_estimators": True})
+    assert "hyperparameters: n_estimators: must be a number, not true" in text

@@ -74,7 +74,7 @@ class DataPreparationCapability(BaseCapability):
                 output_model=s.PreprocessSupervisedOutput,
                 fn=preprocess_supervised,
                 read_only=False,
-                destructive=False,
+                destructive=True,  # overwrites an existing output
                 idempotent=True,
                 open_world=False,
             ),
@@ -90,7 +90,7 @@ class DataPreparationCapability(BaseCapability):
                 output_model=s.PreprocessOutput,
                 fn=preprocess_unsupervised,
                 read_only=False,
-                destructive=False,
+                destructive=True,  # overwrites an existing output
                 idempotent=True,
                 open_world=False,
             ),
@@ -108,7 +108,7 @@ class DataPreparationCapability(BaseCapability):
                 output_model=s.PreprocessReinforcementOutput,
                 fn=preprocess_reinforcement,
                 read_only=False,
-                destructive=False,
+                destructive=True,  # overwrites an existing output
                 idempotent=True,
                 open_world=False,
             ),
@@ -126,7 +126,7 @@ class DataPreparationCapability(BaseCapability):
                 output_model=s.FeatureEngineeringOutput,
                 fn=feature_engineering,
                 read_only=False,
-                destructive=False,
+                destructive=True,  # overwrites an existing output
                 idempotent=True,
                 open_world=False,
             ),
@@ -144,7 +144,7 @@ class DataPreparationCapability(BaseCapability):
                 output_model=s.SplitDatasetOutput,
                 fn=split_dataset,
                 read_only=False,
-                destructive=False,
+                destructive=True,  # overwrites an existing output
                 idempotent=True,
                 open_world=False,
             ),
@@ -160,7 +160,7 @@ class DataPreparationCapability(BaseCapability):
                 output_model=s.SaveProcessedDataOutput,
                 fn=save_processed_data,
                 read_only=False,
-                destructive=False,
+                destructive=True,  # overwrites an existing output
                 idempotent=True,
                 open_world=False,
             ),

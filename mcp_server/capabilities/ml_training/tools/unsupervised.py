@@ -59,9 +59,13 @@ def _cluster_sizes(labels: np.ndarray) -> list[int]:
 
 
 def _default_sibling(storage: S3Utils, model_loc: Location, suffix: str, explicit: str | None, field: str) -> Location:
-    if explicit:
-        return storage.resolve(explicit, field)
-    return storage.sibling(model_loc, f"{model_loc.name}-{suffix}.parquet")
+    loc = (
+        storage.resolve(explicit, field)
+        if explicit
+        else storage.sibling(model_loc, f"{model_loc.name}-{suffix}.parquet")
+    )
+    storage.check_output(loc, field, "data")
+    return loc
 
 
 # ------------------------------------------------------------------------- k-means
