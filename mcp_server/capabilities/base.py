@@ -57,7 +57,11 @@ _NUMBERS = (int, float)
 
 
 def scalar_problem(annotation: Any, value: Any, path: str = "") -> str | None:
-    """Why `value` is refused for `annotation` under the strict scalar rules, or None."""
+    """Why `value` is refused for `annotation` under the strict scalar rules, or None.
+
+    "" means "does not match, and pydantic will say why" (a Literal or a union member that does
+    not apply): it fails a union member without producing a message of ours.
+    """
     where = f"{path}: " if path else ""
     origin = get_origin(annotation)
     if origin is Annotated:
@@ -67,12 +71,11 @@ def scalar_problem(annotation: Any, value: Any, path: str = "") -> str | None:
         if value is None and type(None) in members:
             return None
         problems = [scalar_problem(m, value, path) for m in members if m is not type(None)]
-        return None if any(p is None for p in problems) else problems[0]
-    if origin is Literal:
-        allowed = get_args(annotation)
-        if any(value == a and type(value) is type(a) for a in allowed):
+        if any(p is None for p in problems):
             return None
-        return f"{where}must be one of {', '.join(_shown(a) for a in allowed)}, not {_shown(value)}"
+        return next((p for p in problems if p), "")
+    if origin is Literal:
+        return None if any(value == a and type(value) is type(a) for a in get_args(annotation)) else ""
     if annotation is Any or value is None:
         return None  # pydantic's own checks say it clearly enough
     if annotation is bool:
@@ -107,12 +110,14 @@ def scalar_problem(annotation: Any, value: Any, path: str = "") -> str | None:
                 return problem
         return None
     if isinstance(annotation, type) and issubclass(annotation, BaseModel) and isinstance(value, Mapping):
+        problems = []
         for name, info in annotation.model_fields.items():
             key = info.alias if info.alias and info.alias in value else name
             if key in value:
-                problem = scalar_problem(info.annotation, value[key], f"{path}.{key}" if path else key)
-                if problem:
-                    return problem
+                problems.append(scalar_problem(info.annotation, value[key], f"{path}.{key}" if path else key))
+        if "" in problems:  # e.g. its discriminator does not match: another union member applies
+            return ""
+        return next((p for p in problems if p), None)
     return None
 
 
