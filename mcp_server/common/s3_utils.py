@@ -696,20 +696,28 @@ class S3Utils:
         import pandas as pd
         import pyarrow as pa
 
+        from mcp_server.common import data_limits as cap
+
         fmt = data_format_of(loc, file_format, field)
+        limit = self.config.max_dataset_bytes  # what is stored (local_file) and what it expands to (here)
         with self.local_file(loc) as path:
             try:
                 if fmt == "parquet":
-                    return pd.read_parquet(path, columns=columns)
-                if fmt == "csv":
+                    cap.check_parquet(path, columns, limit, loc.uri, field)
+                    frame = pd.read_parquet(path, columns=columns)
+                elif fmt == "csv":
                     sep = "\t" if loc.name.lower().endswith((".tsv", ".tsv.gz")) else ","
-                    frame = pd.read_csv(path, sep=sep, usecols=columns)
+                    frame = cap.read_csv(path, sep, columns, limit, loc.uri, field)
                 else:
                     lines = loc.name.lower().endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz"))
-                    frame = pd.read_json(path, lines=lines or _looks_like_lines(path))
+                    if lines or _looks_like_lines(path):
+                        frame = cap.read_json_lines(path, limit, loc.uri, field)
+                    else:
+                        cap.check_text(path, limit, loc.uri, field)
+                        frame = pd.read_json(path)
                     if columns:
                         frame = frame[columns]
-                return frame
+                return cap.check_frame(frame, limit, loc.uri, field)
             except (ValueError, pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
                 if isinstance(exc, FileNotFoundError):
                     raise
