@@ -18,6 +18,7 @@ metadata and is never read as a model. Pickle and joblib are never loaded.
 
 from __future__ import annotations
 
+import io
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,10 +104,39 @@ def now_iso() -> str:
 
 
 # ---------------------------------------------------------------------------- savers / loaders
-def save_skops(obj: Any, path: Path) -> None:
+def save_skops(obj: Any, path: Path, max_bytes: int | None = None) -> None:
+    """Write `obj` as .skops; with `max_bytes`, stop (BundleTooLargeError) as soon as it is over."""
     import skops.io as sio
 
-    sio.dump(obj, path)
+    if max_bytes is None:
+        sio.dump(obj, path)
+        return
+    with _CappedFile(path, max_bytes) as handle:
+        sio.dump(obj, handle)
+
+
+class BundleTooLargeError(BadFormatError):
+    pass
+
+
+class _CappedFile(io.FileIO):
+    """A file that refuses to grow past `limit` bytes: a huge model fails while it is being
+    serialised, not after filling the disk."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        super().__init__(path, "wb")
+        self.limit = limit
+
+    def write(self, data: Any) -> int:
+        if self.tell() + len(data) > self.limit:
+            raise BundleTooLargeError(
+                f"the model bundle would be over the MLOPS_MAX_BUNDLE_MB limit of {_mb(self.limit)}"
+            )
+        return super().write(data)
+
+
+def _mb(size: int) -> str:
+    return f"{size // 1024**2} MB" if size >= 1024**2 else f"{size} bytes"
 
 
 def load_skops(path: Path) -> Any:
@@ -195,27 +225,39 @@ def write_bundle(
     if family not in MODEL_FILES:
         raise InvalidInputError(f"unknown model family {family!r}")
     _ensure_family_registered(family)
+    limit = storage.config.max_bundle_bytes
     with storage.scratch("mlops-bundle-") as folder:
         files: dict[str, Path] = {}
         model_path = folder / MODEL_FILES[family]
         extras = dict(extra_files or {})
-        if family == "sklearn":
-            save_skops(model, model_path)
-        elif family == "xgboost":
-            _save_xgboost(model, model_path)
-        else:
-            extras.update(_EXTRA_SAVERS[family](model, model_path, metadata))
-        files[model_path.name] = model_path
-        if preprocessor is not None:
-            pre_path = folder / PREPROCESSOR_FILE
-            save_skops(preprocessor, pre_path)
-            files[PREPROCESSOR_FILE] = pre_path
-        for name, data in extras.items():
-            if name == METADATA or "/" in name or name.endswith(_UNSAFE_SUFFIXES):
-                raise InvalidInputError(f"refusing to write bundle file {name!r}")
-            path = folder / name
-            path.write_bytes(data)
-            files[name] = path
+        try:
+            if family == "sklearn":
+                save_skops(model, model_path, limit)
+            elif family == "xgboost":
+                _save_xgboost(model, model_path)
+            else:
+                extras.update(_EXTRA_SAVERS[family](model, model_path, metadata))
+            files[model_path.name] = model_path
+            if preprocessor is not None:
+                pre_path = folder / PREPROCESSOR_FILE
+                save_skops(preprocessor, pre_path, limit - model_path.stat().st_size)
+                files[PREPROCESSOR_FILE] = pre_path
+            for name, data in extras.items():
+                if name == METADATA or "/" in name or name.endswith(_UNSAFE_SUFFIXES):
+                    raise InvalidInputError(f"refusing to write bundle file {name!r}")
+                path = folder / name
+                path.write_bytes(data)
+                files[name] = path
+            total = sum(p.stat().st_size for p in files.values())
+            if total > limit:  # formats written by their own libraries are measured afterwards
+                raise BundleTooLargeError(
+                    f"the model bundle is {_mb(total)}, over the MLOPS_MAX_BUNDLE_MB limit of {_mb(limit)}"
+                )
+        except BundleTooLargeError as exc:
+            raise BundleTooLargeError(
+                exc.message + "; nothing was published",
+                hint="Use a smaller model (fewer or shallower trees, fewer classes) or raise MLOPS_MAX_BUNDLE_MB.",
+            ) from None
         artifacts = {name: sha256_file(path) for name, path in files.items()}
         final = {
             **metadata,
