@@ -30,7 +30,7 @@ import anyio.to_thread
 
 from mcp_server.common.bundles import now_iso
 from mcp_server.common.exceptions import CancelledError, InvalidInputError, MLOpsError, NotFoundError
-from mcp_server.common.logger import get_logger
+from mcp_server.common.logger import get_logger, redact
 from mcp_server.common.s3_utils import S3Utils, json_bytes, parse_json, pid_alive
 
 if TYPE_CHECKING:
@@ -229,7 +229,7 @@ class JobRunner:
     ) -> None:
         with self._lock:
             job.status = status
-            job.error = error
+            job.error = redact(error)  # the record is stored and shown: no secret a message quoted
             job.exception = exception
             job.finished_at = now_iso()
             self._running.discard(job.job_id)

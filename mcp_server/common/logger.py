@@ -30,6 +30,21 @@ _SECRET_VALUE = re.compile(
     r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@))"  # user:password in a URL
 )
 
+# `password='x'`, `"api_token": "x"`, `webhook_url=x` inside a message (a library quoting the
+# kwargs it was given): the value is masked by the name in front of it.
+_KEY_NAME = r"[\w.-]*(?:" + _SECRET_KEY.pattern[1:-1] + r")[\w.-]*"
+_SECRET_PAIR_QUOTED = re.compile(
+    r"(?P<key>" + _KEY_NAME + r"['\"]?\s*[:=]\s*)(?P<q>['\"])(?P<value>.*?)(?P=q)", re.IGNORECASE
+)
+_SECRET_PAIR_BARE = re.compile(r"(?P<key>" + _KEY_NAME + r"\s*=\s*)(?P<value>[^\s,;&'\"()\[\]{}]+)", re.IGNORECASE)
+
+
+def redact_text(text: str) -> str:
+    """`text` with secret-looking values masked: tokens, URL credentials, values of secret names."""
+    text = _SECRET_PAIR_QUOTED.sub(lambda m: f"{m['key']}{m['q']}{MASK}{m['q']}", text)
+    text = _SECRET_PAIR_BARE.sub(lambda m: m["key"] + MASK, text)
+    return _SECRET_VALUE.sub(MASK, text)
+
 
 def is_secret_key(key: str) -> bool:
     """True for a name that says its value is a secret (`api_token`, `webhook_url`, `password`)."""
@@ -55,7 +70,7 @@ def redact(value: Any, _key: str | None = None) -> Any:
         except Exception:
             return _default(value)
     if isinstance(value, str):
-        return _SECRET_VALUE.sub(MASK, value)
+        return redact_text(value)
     return value
 
 
@@ -66,7 +81,7 @@ def _is_empty(value: Any) -> bool:
 
 def _default(value: Any) -> str:
     """How the JSON encoder writes any other object: its str, with secret-looking values masked."""
-    return _SECRET_VALUE.sub(MASK, str(value))
+    return redact_text(str(value))
 
 
 def _jsonable(value: Any) -> Any:
