@@ -72,3 +72,11 @@ async def test_call_tool_over_protocol(server: UnifiedMLOpsMCPServer) -> None:
         with pytest.raises(MCPError) as unknown:  # the spec's JSON-RPC error, not a tool result
             await client.call_tool("no_such_tool", {})
         assert unknown.value.code == INVALID_PARAMS and "Unknown tool 'no_such_tool'" in unknown.value.message
+
+
+def test_every_tool_that_can_overwrite_an_output_says_destructive(server: UnifiedMLOpsMCPServer) -> None:
+    outputs = ("output_s3_uri", "model_output_s3_uri", "output_prefix")
+    for tool in server.router.list_tools():
+        properties = tool.input_schema.get("properties", {})
+        if any(name in properties for name in outputs):
+            assert tool.annotations is not None and tool.annotations.destructive_hint is True, tool.name
