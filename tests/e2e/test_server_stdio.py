@@ -181,3 +181,40 @@ def test_every_stdout_line_is_json_rpc(storage_root: Path, tmp_path: Path) -> No
     logs = [json.loads(line) for line in server.stderr_lines if line not in noise]
     assert logs and all({"ts", "level", "logger", "msg"} <= set(entry) for entry in logs)
     assert any(entry["msg"] == "tool call" and entry.get("tool") == "load_dataset" for entry in logs)
+
+
+def test_attack_crafted_model_file_neither_kills_the_server_nor_writes_to_stdout(storage_root: Path) -> None:
+    from mcp_server.common.s3_utils import S3Utils
+    from mcp_server.config import Config
+    from tests.crafted import plant, skops_naming
+    from tests.model_registry.helpers import bundle_writer, train_tiny_models
+
+    storage = S3Utils(Config.from_env({"MLOPS_STORAGE_ROOT": str(storage_root)}))
+    bundle_writer(storage, train_tiny_models())("models/f2py")
+    # Importing this module runs f2py's command line: usage text on stdout, then sys.exit.
+    plant(storage_root / "models" / "f2py", "model.skops", skops_naming("numpy.f2py.__main__", "main"))
+    env = {**server_env({"MLOPS_STORAGE_ROOT": str(storage_root)}), "PATH": os.environ.get("PATH", "")}
+    server = RawServer(env)
+    try:
+        server.request(
+            1,
+            "initialize",
+            {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+        )
+        server.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        for request_id, tool in ((2, "load_model"), (3, "register_model")):
+            arguments = (
+                {"model_s3_uri": "models/f2py", "model_name": "m"}
+                if tool == "register_model"
+                else {"model_s3_uri": "models/f2py"}
+            )
+            answer = server.request(request_id, "tools/call", {"name": tool, "arguments": arguments})
+            assert answer["result"]["isError"] is True
+            assert "not allowed" in answer["result"]["content"][0]["text"]
+        assert server.request(4, "tools/list")["result"]["tools"]  # still serving
+    finally:
+        code = server.close()
+    assert code == 0
+    for line in server.stdout_lines:
+        assert json.loads(line)["jsonrpc"] == "2.0"
+    assert not (storage_root / "registry").exists()
