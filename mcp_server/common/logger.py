@@ -27,7 +27,8 @@ _SECRET_VALUE = re.compile(
     r"|AKIA[0-9A-Z]{16}|https://hooks\.slack\.com/\S+|https://discord(app)?\.com/api/webhooks/\S+"
     r"|https://\S+\.webhook\.office\.com/\S+"
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}"  # an Authorization header value pasted into a message
-    r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@))"  # user:password in a URL
+    r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"  # user:password in a URL
+    r"|(?<=[\"'\s(])[^/\s:@\"']+:[^/\s@\"']+(?=@[A-Za-z0-9]))"  # the same quoted without its scheme (botocore)
 )
 
 # `password='x'`, `"api_token": "x"`, `webhook_url=x` inside a message (a library quoting the
