@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -218,3 +219,29 @@ def test_attack_crafted_model_file_neither_kills_the_server_nor_writes_to_stdout
     for line in server.stdout_lines:
         assert json.loads(line)["jsonrpc"] == "2.0"
     assert not (storage_root / "registry").exists()
+
+
+def test_ctrl_c_still_stops_the_server(storage_root: Path) -> None:
+    import signal
+
+    env = {**server_env({"MLOPS_STORAGE_ROOT": str(storage_root)}), "PATH": os.environ.get("PATH", "")}
+    server = RawServer(env)
+    try:
+        server.request(
+            1,
+            "initialize",
+            {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+        )
+        server.proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        # The stdin reader thread only notices once its read returns: a terminal's Ctrl-C also
+        # ends the client, whose pipe then closes.
+        assert server.proc.stdin is not None
+        server.proc.stdin.close()
+        code = server.proc.wait(timeout=30)
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+    assert code in (130, -signal.SIGINT)  # the router's guard does not swallow a real Ctrl-C
+    for line in server.stdout_lines:
+        assert json.loads(line)["jsonrpc"] == "2.0"
