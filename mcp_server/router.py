@@ -45,9 +45,11 @@ class ToolAborted(Exception):
 
 
 def _never_caught(exc: BaseException) -> bool:
-    """What a tool's failure must not swallow: cancellation (anyio, also grouped), generator close,
-    and a Ctrl-C that reached the event loop."""
-    return isinstance(exc, anyio.get_cancelled_exc_class() | KeyboardInterrupt | GeneratorExit | BaseExceptionGroup)
+    """What a tool's failure must not swallow: cancellation (anyio, also inside a group),
+    generator close, and a Ctrl-C that reached the event loop."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_never_caught(inner) for inner in exc.exceptions)
+    return isinstance(exc, anyio.get_cancelled_exc_class() | KeyboardInterrupt | GeneratorExit)
 
 
 def format_validation_error(error: ValidationError) -> str:
