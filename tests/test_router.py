@@ -103,15 +103,6 @@ async def async_exits(ctx: ToolContext, params: NoInput) -> Empty:
     raise SystemExit(1)
 
 
-async def group_exits(ctx: ToolContext, params: NoInput) -> Empty:
-    async def child() -> None:
-        raise SystemExit(3)
-
-    async with anyio.create_task_group() as group:  # arrives as a BaseExceptionGroup
-        group.start_soon(child)
-    return Empty()
-
-
 def fail_nested_validation(ctx: ToolContext, params: NoInput) -> Empty:
     EchoInput.model_validate({"text": "x", "times": 99})
     return Empty()
@@ -196,7 +187,6 @@ class AlphaCapability(BaseCapability):
             spec("exits", exits),
             spec("interrupts", interrupts),
             spec("async_exits", async_exits),
-            spec("group_exits", group_exits),
             spec("with_artifacts", with_artifacts, read_only=False),
         ]
 
@@ -357,7 +347,7 @@ async def test_unexpected_exception_is_short_error_with_traceback_only_in_logs(
     assert "fail_unexpected" in errors[0].getMessage()
 
 
-@pytest.mark.parametrize("tool", ["exits", "interrupts", "async_exits", "group_exits"])
+@pytest.mark.parametrize("tool", ["exits", "interrupts", "async_exits"])
 async def test_system_exit_in_tool_code_is_an_error_result_and_the_router_keeps_serving(
     fake_router: ToolRouter, tool: str
 ) -> None:
