@@ -29,13 +29,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 EXAMPLES_PER_TOOL = 10
 DEADLINE_SECONDS = 240.0  # for the whole module; about a minute on a developer machine
+CLOSED_PORT = "http://127.0.0.1:9"  # nothing listens: outbound calls fail at once, locally
+# Configured secrets the fuzzed calls must never echo; every destination they name is loopback.
 SECRETS = {
     "GITHUB_TOKEN": "ghp_" + "F4zzS3cr3tT0kenValue0123456789abcd",
-    "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/" + "fuzzsecretvalue",
+    "SLACK_WEBHOOK_URL": CLOSED_PORT + "/services/T0/B0/" + "fuzzsecretvalue",
+    "SLACK_BOT_TOKEN": "xoxb-" + "000000000000-fuzzsecret",
+    "TEAMS_WEBHOOK_URL": CLOSED_PORT + "/workflows/" + "fuzzteamssecret",
+    "DISCORD_WEBHOOK_URL": CLOSED_PORT + "/api/webhooks/1/" + "fuzzdiscordsecret",
     "SMTP_PASSWORD": "fuzz-" + "smtp-password-value",
+    "GITHUB_WEBHOOK_SECRET": "fuzz-" + "webhook-secret-value",
     "MLOPS_HTTP_TOKEN": "fuzz-" + "http-token-value-123",
 }
-CLOSED_PORT = "http://127.0.0.1:9"  # nothing listens: outbound calls fail at once, locally
 
 
 def _tool_names() -> list[str]:
@@ -94,6 +99,7 @@ class FuzzServer:
             **server_env(
                 {
                     "MLOPS_STORAGE_ROOT": str(root),
+                    "AWS_ENDPOINT_URL": CLOSED_PORT,  # Secrets Manager look-ups fail fast, locally
                     "MLOPS_MAX_WAIT_SECONDS": "0",
                     "MLOPS_MAX_DATASET_MB": "64",
                     "GITHUB_API_URL": CLOSED_PORT,
