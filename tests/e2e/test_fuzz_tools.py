@@ -71,6 +71,10 @@ def _seed_storage(root: Path) -> None:
     )
 
 
+# Outputs aimed where no tool may write for a caller: a server-owned prefix, the inside of a bundle.
+FORBIDDEN_OUTPUTS = {4: "registry/fuzz-planted", 5: "models/seed/fuzz-planted"}
+
+
 def _planted(tool: str, arguments: dict[str, Any], plant: int) -> dict[str, Any]:
     """`arguments` with its URIs (and target) pointed at the seeded objects when `plant` says so."""
     if not plant:
@@ -79,10 +83,13 @@ def _planted(tool: str, arguments: dict[str, Any], plant: int) -> dict[str, Any]
     for name, value in arguments.items():
         if name == "model_s3_uris" and isinstance(value, list):
             out[name] = ["models/seed"] * max(1, len(value))
-        elif not name.endswith("_uri") or not isinstance(value, str):
+        elif not (name.endswith("_uri") or name == "output_prefix") or not isinstance(value, str):
             continue
         elif "output" in name:
-            out[name] = f"out/{tool}-{plant}" + ("" if name == "model_output_s3_uri" else ".parquet")
+            base = FORBIDDEN_OUTPUTS.get(plant, "out")
+            out[name] = f"{base}/{tool}-{plant}" + (
+                "" if name in ("model_output_s3_uri", "output_prefix") else ".parquet"
+            )
         elif "model" in name:
             out[name] = "models/seed"
         else:
@@ -95,6 +102,7 @@ def _planted(tool: str, arguments: dict[str, Any], plant: int) -> dict[str, Any]
 class FuzzServer:
     def __init__(self, root: Path) -> None:
         _seed_storage(root)
+        self.root = root
         env = {
             **server_env(
                 {
@@ -142,6 +150,8 @@ class FuzzServer:
         if result.get("isError"):
             assert text.strip(), f"{tool}: an error without a message"
             assert "Traceback" not in text and "unexpectedly" not in text, f"{tool}: {text[:500]} for {arguments!r}"
+        for forbidden in FORBIDDEN_OUTPUTS.values():
+            assert not (self.root / forbidden).exists(), f"{tool} wrote into {forbidden} for {arguments!r}"
         job_id = (result.get("structuredContent") or {}).get("job_id")
         if job_id and "cancel_training_job" in self.schemas:
             self.request(
@@ -166,7 +176,7 @@ def test_fuzz_every_tool_with_inputs_from_its_own_schema(fuzz_server: FuzzServer
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(arguments=from_schema(fuzz_server.schemas[tool]), plant=st.integers(0, 3))
+    @given(arguments=from_schema(fuzz_server.schemas[tool]), plant=st.integers(0, 5))
     def call(arguments: dict[str, Any], plant: int) -> None:
         fuzz_server.check_call(tool, _planted(tool, arguments, plant))
 
