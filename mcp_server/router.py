@@ -66,7 +66,7 @@ def format_validation_error(error: ValidationError) -> str:
     more = len(error.errors()) - _MAX_ERRORS_SHOWN
     if more > 0:
         lines.append(f"... and {more} more")
-    return "Invalid arguments:\n" + "\n".join(lines)
+    return redact("Invalid arguments:\n" + "\n".join(lines))  # messages may quote the values given
 
 
 def error_result(message: str, details: dict[str, Any] | None = None) -> types.CallToolResult:

@@ -517,3 +517,15 @@ def test_numeric_strings_and_real_booleans_are_accepted() -> None:
 def test_strict_scalars_add_nothing_to_the_schema() -> None:
     schema = Knobs.model_json_schema()
     assert schema["properties"]["wait"] == {"default": True, "title": "Wait", "type": "boolean"}
+
+
+def test_a_secret_given_in_the_wrong_field_is_not_quoted_back() -> None:
+    from pydantic import ValidationError
+
+    from mcp_server.router import format_validation_error
+
+    token = "ghp_" + "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp9Oo8"
+    with pytest.raises(ValidationError) as err:
+        Knobs.model_validate({"wait": token})
+    text = format_validation_error(err.value)
+    assert "wait: must be true or false" in text and token[:24] not in text
