@@ -17,7 +17,8 @@ from mcp_server.common.exceptions import BadFormatError
 if TYPE_CHECKING:
     import pandas as pd
 
-_CHUNK_ROWS = 20_000
+_FIRST_CHUNK_ROWS = 1_000  # then as many rows as make about _CHUNK_CELLS values (wide files: fewer)
+_CHUNK_CELLS = 2_000_000
 # Smallest in-memory width of one value per Parquet physical type (pandas holds at least this).
 _PARQUET_WIDTH = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 8}
 _POINTER = 8  # strings and other byte arrays: at least an object reference each
@@ -59,16 +60,25 @@ def check_parquet(path: Path, columns: list[str] | None, limit: int, uri: str, f
 def read_csv(path: Path, sep: str, columns: list[str] | None, limit: int, uri: str, field: str) -> pd.DataFrame:
     import pandas as pd
 
-    reader = pd.read_csv(path, sep=sep, usecols=columns, chunksize=_CHUNK_ROWS)
-    with reader:
-        return _gather(reader, limit, uri, field)
+    with pd.read_csv(path, sep=sep, usecols=columns, chunksize=_FIRST_CHUNK_ROWS) as reader:
+
+        def chunks() -> Any:
+            rows = _FIRST_CHUNK_ROWS
+            while True:
+                try:
+                    chunk = reader.get_chunk(rows)
+                except StopIteration:
+                    return
+                yield chunk
+                rows = max(_FIRST_CHUNK_ROWS, _CHUNK_CELLS // max(1, chunk.shape[1]))
+
+        return _gather(chunks(), limit, uri, field)
 
 
 def read_json_lines(path: Path, limit: int, uri: str, field: str) -> pd.DataFrame:
     import pandas as pd
 
-    reader = pd.read_json(path, lines=True, chunksize=_CHUNK_ROWS)
-    with reader:
+    with pd.read_json(path, lines=True, chunksize=_FIRST_CHUNK_ROWS) as reader:
         return _gather(reader, limit, uri, field)
 
 
