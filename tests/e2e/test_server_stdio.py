@@ -245,3 +245,24 @@ def test_ctrl_c_still_stops_the_server(storage_root: Path) -> None:
     assert code in (130, -signal.SIGINT)  # the router's guard does not swallow a real Ctrl-C
     for line in server.stdout_lines:
         assert json.loads(line)["jsonrpc"] == "2.0"
+
+
+def test_start_up_sweeps_what_a_killed_server_left_in_the_scratch_area(storage_root: Path) -> None:
+    import socket
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    leftover = storage_root / ".mlops-tmp" / f"{socket.gethostname()}-{dead.pid}" / "mlops-bundle-abc"
+    leftover.mkdir(parents=True)
+    (leftover / "model.skops").write_bytes(b"\0" * 4096)  # a publish cut short by kill -9
+    env = {**server_env({"MLOPS_STORAGE_ROOT": str(storage_root)}), "PATH": os.environ.get("PATH", "")}
+    server = RawServer(env)
+    try:
+        server.request(
+            1,
+            "initialize",
+            {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+        )
+    finally:
+        assert server.close() == 0
+    assert not leftover.parent.exists()
