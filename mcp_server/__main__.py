@@ -7,17 +7,37 @@ a native library can write a stray byte onto the JSON-RPC stream.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import sys
+from typing import BinaryIO
+
+_wire: BinaryIO | None = None  # the protocol's private copy of the original stdout
 
 
-def _guard_stdout() -> None:
-    """Point Python's sys.stdout at stderr until the transport claims fd 1 for the protocol."""
+def _guard_stdout() -> BinaryIO | None:
+    """Move the protocol pipe (fd 1) to a private descriptor and point fd 1 at stderr for good.
+
+    Whatever writes to fd 1 afterwards (print, native libraries, a library's top-level code,
+    output still buffered when the interpreter exits) lands on stderr; only the stdio transport
+    writes to the private copy. Never pointed back: the transport's own restore at exit would
+    let buffered bytes follow the last JSON-RPC message into the pipe.
+    """
+    global _wire
+    if _wire is None:
+        try:
+            sys.stdout.flush()
+            private = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+            os.dup2(2, 1)
+            _wire = os.fdopen(private, "wb")
+        except (OSError, ValueError):  # no usable stdout: nothing to protect
+            _wire = None
     sys.stdout = sys.stderr
+    return _wire
 
 
 def main(argv: list[str] | None = None) -> int:
-    _guard_stdout()  # again here: the `mlops-mcp` console script calls main() directly
+    wire = _guard_stdout()  # again here: the `mlops-mcp` console script calls main() directly
     parser = argparse.ArgumentParser(prog="python -m mcp_server", description="Unified MLOps MCP server (stdio).")
     parser.add_argument("--storage-root", help="local storage root (MLOPS_STORAGE_ROOT)")
     parser.add_argument("--bucket", help="S3 bucket for plain keys (MLOPS_S3_BUCKET)")
@@ -69,16 +89,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_tools:
         sys.stderr.write("\n".join(server.router.tool_names) + "\n")
         return 0
+    swept = server.router.storage.sweep_scratch()  # temp files of a server that was killed mid-write
     if args.transport == "http":
         from mcp_server.http_app import run_http  # HTTP-only imports stay off the stdio start-up path
 
         return run_http(server, args.host, args.port)
     get_logger("mcp_server").info(
-        "starting", extra={"fields": {"tools": len(server.router.tool_names), "storage": config.default_location}}
+        "starting",
+        extra={"fields": {"tools": len(server.router.tool_names), "storage": config.default_location, "swept": swept}},
     )
-    sys.stdout = sys.__stdout__  # the transport takes the real stdout and re-points fd 1 itself
     try:
-        anyio.run(server.run_stdio)
+        anyio.run(server.run_stdio, wire)
     except KeyboardInterrupt:
         return 130
     return 0

@@ -181,6 +181,18 @@ class Config:
     metrics: str = "emf"  # emf (stderr), cloudwatch (PutMetricData) or off
     cloudwatch_log_group: str | None = None
     cloudwatch_log_stream: str | None = None  # default: <host name>-<pid>
+    # --- hardening (issue 9): storage and size guards
+    extra_allowed_buckets: tuple[str, ...] = ()  # MLOPS_ALLOWED_BUCKETS besides MLOPS_S3_BUCKET
+    allow_any_bucket: bool = False  # MLOPS_ALLOWED_BUCKETS=*
+    max_classes: int = 1000  # MLOPS_MAX_CLASSES
+    max_bundle_bytes: int = 2048 * 1024**2  # MLOPS_MAX_BUNDLE_MB
+
+    @property
+    def allowed_buckets(self) -> tuple[str, ...] | None:
+        """Buckets an `s3://` URI may name; None means any."""
+        if self.allow_any_bucket:
+            return None
+        return tuple(dict.fromkeys([*([self.s3_bucket] if self.s3_bucket else []), *self.extra_allowed_buckets]))
 
     @property
     def default_location(self) -> str:
@@ -227,6 +239,14 @@ class Config:
         trigger_label = (env.get("MLOPS_GITHUB_TRIGGER_LABEL") or "mlops:train").strip()
         if len(trigger_label) > 50:
             raise ConfigError("MLOPS_GITHUB_TRIGGER_LABEL is longer than GitHub's 50-character label limit")
+        # --- hardening (issue 9)
+        buckets_raw = env.get("MLOPS_ALLOWED_BUCKETS", "").strip()
+        extra_buckets = tuple(b.strip() for b in buckets_raw.split(",") if b.strip() and b.strip() != "*")
+        bad = [b for b in extra_buckets if not _BUCKET.match(b)]
+        if bad:
+            raise ConfigError(
+                f"MLOPS_ALLOWED_BUCKETS names invalid bucket names {bad}; use a comma-separated list or *"
+            )
         config = cls(
             s3_bucket=bucket,
             aws_region=region,
@@ -256,5 +276,9 @@ class Config:
             metrics=_choice(env, "MLOPS_METRICS", ("emf", "cloudwatch", "off")),
             cloudwatch_log_group=env.get("CLOUDWATCH_LOG_GROUP") or None,
             cloudwatch_log_stream=env.get("CLOUDWATCH_LOG_STREAM") or None,
+            extra_allowed_buckets=extra_buckets,
+            allow_any_bucket=buckets_raw == "*",
+            max_classes=_int(env, "MLOPS_MAX_CLASSES", 1000, 2, 1_000_000),
+            max_bundle_bytes=_int(env, "MLOPS_MAX_BUNDLE_MB", 2048, 1, 1024 * 1024) * 1024**2,
         )
         return replace(config, **overrides) if overrides else config  # type: ignore[arg-type]

@@ -2,6 +2,9 @@
 
 Every expected failure becomes `CallToolResult(is_error=True)` with an actionable message; an
 unexpected exception becomes a short `is_error` result too, with its traceback on stderr only.
+That includes `SystemExit` and other `BaseException`s raised by tool code (or by a library it
+imports): one bad call never ends the server. An unknown tool name is a JSON-RPC error (-32602),
+as the MCP spec says.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 import mcp_types as types
+from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ValidationError
 
 from mcp_server.capabilities import schema
@@ -35,6 +39,23 @@ _log = get_logger(__name__)
 _MAX_ERRORS_SHOWN = 10
 
 
+class ToolAborted(Exception):
+    """A `BaseException` (SystemExit, KeyboardInterrupt, ...) that tool code raised, carried as a
+    plain failure so it ends the call, not the server."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(type(original).__name__)
+        self.original = original
+
+
+def _never_caught(exc: BaseException) -> bool:
+    """What a tool's failure must not swallow: cancellation (anyio, also inside a group),
+    generator close, and a Ctrl-C that reached the event loop."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_never_caught(inner) for inner in exc.exceptions)
+    return isinstance(exc, anyio.get_cancelled_exc_class() | KeyboardInterrupt | GeneratorExit)
+
+
 def format_validation_error(error: ValidationError) -> str:
     """One line per problem, naming the field: `hyperparameters.n_estimators: must be >= 1`."""
     lines = []
@@ -49,7 +70,7 @@ def format_validation_error(error: ValidationError) -> str:
     more = len(error.errors()) - _MAX_ERRORS_SHOWN
     if more > 0:
         lines.append(f"... and {more} more")
-    return "Invalid arguments:\n" + "\n".join(lines)
+    return redact("Invalid arguments:\n" + "\n".join(lines))  # messages may quote the values given
 
 
 ERROR_META_KEY = "mlops/error"
@@ -222,7 +243,8 @@ class ToolRouter:
         spec = self._specs.get(name)
         if spec is None:
             hint = " (the server is read-only)" if self.config.read_only else ""
-            return error_result(f"Unknown tool {name!r}{hint}. Call tools/list for the available tools.")
+            message = f"Unknown tool {name!r}{hint}. Call tools/list for the available tools."
+            raise MCPError(types.INVALID_PARAMS, message)
         started = time.perf_counter()
         log_event(_log, 20, "tool call", tool=name, arguments=redact(arguments or {}))
         try:
@@ -234,9 +256,17 @@ class ToolRouter:
             output = await self._run(spec, ctx, params)
         except MLOpsError as exc:
             log_event(_log, 30, "tool failed", tool=name, error=str(exc), kind=exc.kind)
-            return error_result(str(exc), exc.to_dict())
+            # Messages quote inputs (URIs, values): mask anything secret-looking before it leaves.
+            return error_result(redact(str(exc)), redact(exc.to_dict()))
         except ValidationError as exc:  # a tool validating nested data with a pydantic model
             return error_result(format_validation_error(exc), {"kind": "invalid_input", "tool": name})
+        except ToolAborted as exc:
+            _log.error("tool %s raised %s; the server keeps serving", name, exc, exc_info=exc.original)
+            return error_result(
+                f"{name} failed: the code it ran tried to stop the process ({exc}). The server is still "
+                "running; the details are in the server log. Check the inputs (e.g. the model file) and try again.",
+                {"kind": "internal_error", "type": str(exc)},
+            )
         except Exception as exc:
             _log.exception("unexpected error in tool %s", name)
             return error_result(
@@ -262,11 +292,23 @@ class ToolRouter:
             except anyio.get_cancelled_exc_class():
                 ctx.cancelled.set()
                 raise
+            except Exception:
+                raise
+            except BaseException as exc:
+                if _never_caught(exc):
+                    raise
+                raise ToolAborted(exc) from exc
         finished = threading.Event()
 
         def work() -> Any:
             try:
                 return fn(ctx, params)
+            except Exception:
+                raise
+            except BaseException as exc:
+                # Signals are delivered to the main thread, so anything raised here (SystemExit,
+                # even KeyboardInterrupt) came from the tool's own code.
+                raise ToolAborted(exc) from exc
             finally:
                 finished.set()
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from io import TextIOWrapper
+from typing import Any, BinaryIO
 
+import anyio
 import mcp_types as types
 from mcp.server import Server
 from mcp.server.stdio import stdio_server
@@ -96,8 +98,9 @@ class UnifiedMLOpsMCPServer:
             tool = params.name if params.name in self._tool_names else "unknown"
             self.telemetry.record(tool, (time.perf_counter() - started) * 1000, error=failed)
 
-    async def run_stdio(self) -> None:
-        # stdio_server points fd 1 at stderr while serving and writes the protocol to a private
-        # copy of the original stdout, so native libraries cannot corrupt the stream.
-        async with stdio_server() as (read_stream, write_stream):
+    async def run_stdio(self, stdout: BinaryIO | None = None) -> None:
+        # `stdout`: the protocol pipe, already moved off fd 1 by __main__ (fd 1 points at stderr
+        # for the life of the process). Without it, stdio_server diverts fd 1 while serving.
+        wire = anyio.wrap_file(TextIOWrapper(stdout, encoding="utf-8")) if stdout is not None else None
+        async with stdio_server(stdout=wire) as (read_stream, write_stream):
             await self.server.run(read_stream, write_stream, self.server.create_initialization_options())

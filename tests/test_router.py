@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
+from mcp.shared.exceptions import MCPError
 from pydantic import Field
 
 from mcp_server.capabilities.base import (
@@ -99,6 +100,18 @@ def fail_unexpected(ctx: ToolContext, params: NoInput) -> Empty:
     raise KeyError("internal detail /srv/secret/path")
 
 
+def exits(ctx: ToolContext, params: NoInput) -> Empty:
+    raise SystemExit(2)  # what argparse does in a module's top-level code
+
+
+def interrupts(ctx: ToolContext, params: NoInput) -> Empty:
+    raise KeyboardInterrupt  # raised by tool code in its worker thread, not a Ctrl-C of the server
+
+
+async def async_exits(ctx: ToolContext, params: NoInput) -> Empty:
+    raise SystemExit(1)
+
+
 def fail_nested_validation(ctx: ToolContext, params: NoInput) -> Empty:
     EchoInput.model_validate({"text": "x", "times": 99})
     return Empty()
@@ -180,6 +193,9 @@ class AlphaCapability(BaseCapability):
             spec("fail_not_found", fail_not_found),
             spec("fail_unexpected", fail_unexpected),
             spec("fail_nested_validation", fail_nested_validation),
+            spec("exits", exits),
+            spec("interrupts", interrupts),
+            spec("async_exits", async_exits),
             spec("with_artifacts", with_artifacts, read_only=False),
             spec("big", big, output=BigOutput),
         ]
@@ -275,18 +291,16 @@ def test_read_only_router_drops_writing_tools(config: Config) -> None:
 
 async def test_read_only_router_refuses_writing_tool_by_name(config: Config) -> None:
     ro = Config.from_env({"MLOPS_STORAGE_ROOT": str(config.storage_root), "MLOPS_READ_ONLY": "1"})
-    result = await ToolRouter([BetaCapability(ro)], ro).call("writer", {})
-    assert result.is_error
-    assert "Unknown tool 'writer' (the server is read-only)" in text_of(result)
+    with pytest.raises(MCPError, match=r"Unknown tool 'writer' \(the server is read-only\)"):
+        await ToolRouter([BetaCapability(ro)], ro).call("writer", {})
 
 
 # ----------------------------------------------------------------------------- errors
-async def test_unknown_tool_is_error(fake_router: ToolRouter) -> None:
-    result = await fake_router.call("does_not_exist", {})
-    assert result.is_error
-    assert "Unknown tool 'does_not_exist'" in text_of(result)
-    assert result.structured_content is None
-    assert "tools/list" in text_of(result)
+async def test_unknown_tool_is_a_json_rpc_invalid_params_error(fake_router: ToolRouter) -> None:
+    with pytest.raises(MCPError) as raised:
+        await fake_router.call("does_not_exist", {})
+    assert raised.value.code == types.INVALID_PARAMS == -32602
+    assert "Unknown tool 'does_not_exist'" in raised.value.message and "tools/list" in raised.value.message
 
 
 async def test_validation_error_names_the_field(fake_router: ToolRouter) -> None:
@@ -341,6 +355,24 @@ async def test_unexpected_exception_is_short_error_with_traceback_only_in_logs(
     assert len(errors) == 1
     assert errors[0].exc_info is not None and errors[0].exc_info[0] is KeyError
     assert "fail_unexpected" in errors[0].getMessage()
+
+
+@pytest.mark.parametrize("tool", ["exits", "interrupts", "async_exits"])
+async def test_system_exit_in_tool_code_is_an_error_result_and_the_router_keeps_serving(
+    fake_router: ToolRouter, tool: str
+) -> None:
+    result = await fake_router.call(tool, {})
+    assert result.is_error
+    assert f"{tool} failed: the code it ran tried to stop the process" in text_of(result)
+    assert "still running" in text_of(result) and "Traceback" not in text_of(result)
+    after = await fake_router.call("echo", {"text": "still here"})
+    assert not after.is_error and structured(after)["echoed"] == "still here"
+
+
+async def test_cancellation_still_propagates_through_the_base_exception_guard(fake_router: ToolRouter) -> None:
+    with anyio.move_on_after(0.2) as scope:
+        await fake_router.call("async_cancellable", {})
+    assert scope.cancelled_caught  # not turned into an error result
 
 
 async def test_validation_error_raised_inside_tool_is_reported_as_input_error(fake_router: ToolRouter) -> None:
@@ -489,3 +521,57 @@ async def test_read_only_server_shortens_without_writing(config: Config) -> None
     result = await ToolRouter([AlphaCapability(ro)], ro).call("big", {})
     assert structured(result)["result_truncated"]["full_result_s3_uri"] is None
     assert not (config.storage_root / "results").exists()
+
+
+# ----------------------------------------------------------------------------- strict scalars
+class Knobs(ToolInput):
+    wait: bool = True
+    n: int = Field(1, ge=1)
+    ratio: float | None = None
+    layers: list[int] = []
+    nested: EchoInput | None = None
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"wait": "yes"}, "wait: must be true or false, not 'yes'"),
+        ({"wait": 1}, "wait: must be true or false, not 1"),
+        ({"n": True}, "n: must be a number, not true"),
+        ({"ratio": False}, "ratio: must be a number, not false"),
+        ({"ratio": "Infinity"}, "ratio: must be a finite number"),
+        ({"ratio": float("nan")}, "ratio: must be a finite number"),
+        ({"layers": [4, True]}, "layers: [1]: must be a number, not true"),
+        ({"nested": {"text": "a", "times": True}}, "nested: times: must be a number, not true"),
+    ],
+)
+def test_numbers_refuse_booleans_and_booleans_refuse_everything_else(arguments: dict[str, Any], expected: str) -> None:
+    from pydantic import ValidationError
+
+    from mcp_server.router import format_validation_error
+
+    with pytest.raises(ValidationError) as err:
+        Knobs.model_validate(arguments)
+    assert expected in format_validation_error(err.value)
+
+
+def test_numeric_strings_and_real_booleans_are_accepted() -> None:
+    knobs = Knobs.model_validate({"wait": False, "n": "3", "ratio": "0.25", "layers": ["8", 4]})
+    assert (knobs.wait, knobs.n, knobs.ratio, knobs.layers) == (False, 3, 0.25, [8, 4])
+
+
+def test_strict_scalars_add_nothing_to_the_schema() -> None:
+    schema = Knobs.model_json_schema()
+    assert schema["properties"]["wait"] == {"default": True, "title": "Wait", "type": "boolean"}
+
+
+def test_a_secret_given_in_the_wrong_field_is_not_quoted_back() -> None:
+    from pydantic import ValidationError
+
+    from mcp_server.router import format_validation_error
+
+    token = "ghp_" + "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp9Oo8"
+    with pytest.raises(ValidationError) as err:
+        Knobs.model_validate({"wait": token})
+    text = format_validation_error(err.value)
+    assert "wait: must be true or false" in text and token[:24] not in text

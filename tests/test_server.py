@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 
 from mcp_server import __version__
 from mcp_server.client import result_text, structured
@@ -67,8 +69,17 @@ async def test_call_tool_over_protocol(server: UnifiedMLOpsMCPServer) -> None:
         assert error.is_error
         assert "s3_uri" in result_text(error) and "'..'" in result_text(error)
 
-        unknown = await client.call_tool("no_such_tool", {})
-        assert unknown.is_error and "Unknown tool" in result_text(unknown)
+        with pytest.raises(MCPError) as unknown:  # the spec's JSON-RPC error, not a tool result
+            await client.call_tool("no_such_tool", {})
+        assert unknown.value.code == INVALID_PARAMS and "Unknown tool 'no_such_tool'" in unknown.value.message
+
+
+def test_every_tool_that_can_overwrite_an_output_says_destructive(server: UnifiedMLOpsMCPServer) -> None:
+    outputs = ("output_s3_uri", "model_output_s3_uri", "output_prefix")
+    for tool in server.router.list_tools():
+        properties = tool.input_schema.get("properties", {})
+        if any(name in properties for name in outputs):
+            assert tool.annotations is not None and tool.annotations.destructive_hint is True, tool.name
 
 
 def test_every_tool_names_a_function_that_imports(server: UnifiedMLOpsMCPServer) -> None:

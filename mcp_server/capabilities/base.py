@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
 import threading
-from collections.abc import Callable, Coroutine
+import types
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import anyio
 import anyio.from_thread
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from mcp_server.common.exceptions import CancelledError
 from mcp_server.common.logger import get_logger
@@ -34,11 +37,102 @@ _log = get_logger(__name__)
 class ToolInput(BaseModel):
     """Base of every tool's input model: unknown fields are refused, not silently dropped.
 
+    Scalars are checked strictly where pydantic's lax mode would guess: a number field accepts a
+    JSON number or a numeric string but never a boolean (`n_estimators: true` is not 1), nor
+    Infinity/NaN; a boolean field accepts only `true` and `false` (`wait: "yes"` is refused).
+    Done here, before validation, so every tool (and every nested model) gets it and the
+    generated JSON Schema stays as it is.
+
     Validators are built on first use (`defer_build`): a start-up that finds the tool list cached
     (capabilities/tool_cache.py) need not build every model.
     """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name is None or info.field_name not in cls.model_fields:
+            return value
+        problem = scalar_problem(cls.model_fields[info.field_name].annotation, value)
+        if problem:
+            raise PydanticCustomError("strict_scalar", problem)
+        return value
+
+
+_NUMBERS = (int, float)
+
+
+def scalar_problem(annotation: Any, value: Any, path: str = "") -> str | None:
+    """Why `value` is refused for `annotation` under the strict scalar rules, or None.
+
+    "" means "does not match, and pydantic will say why" (a Literal or a union member that does
+    not apply): it fails a union member without producing a message of ours.
+    """
+    where = f"{path}: " if path else ""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return scalar_problem(get_args(annotation)[0], value, path)
+    if origin in (Union, types.UnionType):
+        members = get_args(annotation)
+        if value is None and type(None) in members:
+            return None
+        problems = [scalar_problem(m, value, path) for m in members if m is not type(None)]
+        if any(p is None for p in problems):
+            return None
+        return next((p for p in problems if p), "")
+    if origin is Literal:
+        return None if any(value == a and type(value) is type(a) for a in get_args(annotation)) else ""
+    if annotation is Any or value is None:
+        return None  # pydantic's own checks say it clearly enough
+    if annotation is bool:
+        return None if isinstance(value, bool) else f"{where}must be true or false, not {_shown(value)}"
+    if isinstance(annotation, type) and issubclass(annotation, _NUMBERS):
+        if isinstance(value, bool):
+            return f"{where}must be a number, not {_shown(value)}"
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                return None  # not numeric: pydantic names it
+        if isinstance(number, float) and not math.isfinite(number):
+            return f"{where}must be a finite number, not {_shown(value)}"
+        return None
+    if annotation is str:
+        return f"{where}must be a string, not {_shown(value)}" if isinstance(value, bool) else None
+    if origin in (list, tuple, set, frozenset) and isinstance(value, list):
+        args = [a for a in get_args(annotation) if a is not Ellipsis]
+        for index, item in enumerate(value):
+            item_type = args[min(index, len(args) - 1)] if origin is tuple and args else (args[0] if args else Any)
+            problem = scalar_problem(item_type, item, f"{path}[{index}]" if path else f"[{index}]")
+            if problem:
+                return problem
+        return None
+    if origin is dict and isinstance(value, Mapping):
+        value_type = get_args(annotation)[1] if len(get_args(annotation)) == 2 else Any
+        for key, item in value.items():
+            problem = scalar_problem(value_type, item, f"{path}.{key}" if path else str(key))
+            if problem:
+                return problem
+        return None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel) and isinstance(value, Mapping):
+        problems = []
+        for name, info in annotation.model_fields.items():
+            key = info.alias if info.alias and info.alias in value else name
+            if key in value:
+                problems.append(scalar_problem(info.annotation, value[key], f"{path}.{key}" if path else key))
+        if "" in problems:  # e.g. its discriminator does not match: another union member applies
+            return ""
+        return next((p for p in problems if p), None)
+    return None
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 class ToolResultModel(BaseModel):

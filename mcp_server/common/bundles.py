@@ -18,8 +18,8 @@ metadata and is never read as a model. Pickle and joblib are never loaded.
 
 from __future__ import annotations
 
+import io
 import platform
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp_server.common.exceptions import BadFormatError, InvalidInputError, NotFoundError
-from mcp_server.common.s3_utils import Location, S3Utils, json_bytes, parse_json, sha256_file
+from mcp_server.common.s3_utils import BUNDLE_MARKER, Location, S3Utils, json_bytes, parse_json, sha256_file
 
 Family = Literal["sklearn", "xgboost", "torch", "keras"]
-METADATA = "metadata.json"
+METADATA = BUNDLE_MARKER
 BUNDLE_FORMAT_VERSION = 1
 MODEL_FILES: dict[str, str] = {
     "sklearn": "model.skops",
@@ -40,15 +40,20 @@ MODEL_FILES: dict[str, str] = {
 }
 PREPROCESSOR_FILE = "preprocessor.skops"
 _UNSAFE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".dill", ".cloudpickle", ".sav")
-# Type prefixes skops may instantiate on load. Anything else in a .skops file is refused.
-_TRUSTED_PREFIXES = (
-    "sklearn.",
-    "numpy.",
-    "scipy.",
-    "builtins.",
-    "collections.",
-    "xgboost.",
-    "mcp_server.common.transformers.",
+# What a .skops file may name beyond the types skops itself trusts, as exact `module.name`
+# strings. Decided from the names alone: importing a module to look at it runs its top-level
+# code (a file naming `numpy.f2py.__main__` would run f2py's command line inside the server),
+# and a trusted *prefix* would admit functions such as `builtins.eval` or `numpy.save`.
+_TRUSTED_TYPES = frozenset(
+    {
+        "numpy.dtype",
+        "sklearn.tree._tree.Tree",
+        "sklearn.neighbors._kd_tree.KDTree",
+        "sklearn.neighbors._ball_tree.BallTree",
+        # our own coercions, used inside fitted preprocessing pipelines
+        "mcp_server.common.transformers.as_text",
+        "mcp_server.common.transformers.as_number",
+    }
 )
 
 
@@ -99,53 +104,62 @@ def now_iso() -> str:
 
 
 # ---------------------------------------------------------------------------- savers / loaders
-def save_skops(obj: Any, path: Path) -> None:
+def save_skops(obj: Any, path: Path, max_bytes: int | None = None) -> None:
+    """Write `obj` as .skops; with `max_bytes`, stop (BundleTooLargeError) as soon as it is over."""
     import skops.io as sio
 
-    sio.dump(obj, path)
+    if max_bytes is None:
+        sio.dump(obj, path)
+        return
+    with _CappedFile(path, max_bytes) as handle:
+        sio.dump(obj, handle)
+
+
+class BundleTooLargeError(BadFormatError):
+    pass
+
+
+class _CappedFile(io.FileIO):
+    """A file that refuses to grow past `limit` bytes: a huge model fails while it is being
+    serialised, not after filling the disk."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        super().__init__(path, "wb")
+        self.limit = limit
+
+    def write(self, data: Any) -> int:
+        if self.tell() + len(data) > self.limit:
+            raise BundleTooLargeError(
+                f"the model bundle would be over the MLOPS_MAX_BUNDLE_MB limit of {_mb(self.limit)}"
+            )
+        return super().write(data)
+
+
+def _mb(size: int) -> str:
+    return f"{size // 1024**2} MB" if size >= 1024**2 else f"{size} bytes"
 
 
 def load_skops(path: Path) -> Any:
+    """Load a .skops file whose every type skops or `_TRUSTED_TYPES` trusts; refuse anything else."""
+    import zipfile
+
     import skops.io as sio
 
-    untrusted = sio.get_untrusted_types(file=path)
-    refused = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES) or not _is_safe_reference(t)]
-    if refused:
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+        refused = [t for t in untrusted if t not in _TRUSTED_TYPES]
+        if refused:
+            raise BadFormatError(
+                f"the model file contains types that are not allowed: {refused[:5]}",
+                hint="Only scikit-learn, NumPy and SciPy objects written by this server are loaded.",
+            )
+        return sio.load(path, trusted=untrusted)
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        # Not a skops archive (pickle bytes renamed), or a schema skops cannot read.
         raise BadFormatError(
-            f"the model file contains types that are not allowed: {refused[:5]}",
-            hint="Only scikit-learn, NumPy, SciPy and XGBoost objects are loaded.",
-        )
-    return sio.load(path, trusted=untrusted)
-
-
-# Functions (not classes) a fitted pipeline may reference; our own coercions only.
-_TRUSTED_FUNCTION_PREFIXES = ("mcp_server.common.transformers.",)
-
-
-def _is_safe_reference(name: str) -> bool:
-    """A class from a trusted package, or one of our own functions.
-
-    A trusted *prefix* is not enough: `builtins.eval`, `numpy.save` or
-    `sklearn.datasets.dump_svmlight_file` are functions a crafted `FunctionTransformer` would call
-    on the data at transform time.
-    """
-    if name.startswith(_TRUSTED_FUNCTION_PREFIXES):
-        return True
-    import importlib
-
-    parts = name.split(".")
-    for split in range(len(parts) - 1, 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:split]))
-        except ImportError:
-            continue
-        try:
-            for attr in parts[split:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            return False
-        return isinstance(obj, type)
-    return False
+            f"{path.name} is not a readable skops file ({type(exc).__name__})",
+            hint="Retrain the model with this server; only skops archives it wrote are loaded.",
+        ) from None
 
 
 def _save_xgboost(model: Any, path: Path) -> None:
@@ -156,7 +170,14 @@ def _load_xgboost(path: Path, metadata: dict[str, Any]) -> Any:
     import xgboost as xgb
 
     estimator: Any = xgb.XGBClassifier() if metadata.get("task_type") == "classification" else xgb.XGBRegressor()
-    estimator.load_model(str(path))
+    try:
+        estimator.load_model(str(path))
+    except (xgb.core.XGBoostError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+        # Pickle bytes or garbage under the model's name (the hash was re-recorded to match).
+        raise BadFormatError(
+            f"{path.name} is not a readable XGBoost model ({type(exc).__name__})",
+            hint="Retrain the model with this server; only UBJSON models it wrote are loaded.",
+        ) from None
     return estimator
 
 
@@ -204,28 +225,39 @@ def write_bundle(
     if family not in MODEL_FILES:
         raise InvalidInputError(f"unknown model family {family!r}")
     _ensure_family_registered(family)
-    with tempfile.TemporaryDirectory(prefix="mlops-bundle-") as tmp:
-        folder = Path(tmp)
+    limit = storage.config.max_bundle_bytes
+    with storage.scratch("mlops-bundle-") as folder:
         files: dict[str, Path] = {}
         model_path = folder / MODEL_FILES[family]
         extras = dict(extra_files or {})
-        if family == "sklearn":
-            save_skops(model, model_path)
-        elif family == "xgboost":
-            _save_xgboost(model, model_path)
-        else:
-            extras.update(_EXTRA_SAVERS[family](model, model_path, metadata))
-        files[model_path.name] = model_path
-        if preprocessor is not None:
-            pre_path = folder / PREPROCESSOR_FILE
-            save_skops(preprocessor, pre_path)
-            files[PREPROCESSOR_FILE] = pre_path
-        for name, data in extras.items():
-            if name == METADATA or "/" in name or name.endswith(_UNSAFE_SUFFIXES):
-                raise InvalidInputError(f"refusing to write bundle file {name!r}")
-            path = folder / name
-            path.write_bytes(data)
-            files[name] = path
+        try:
+            if family == "sklearn":
+                save_skops(model, model_path, limit)
+            elif family == "xgboost":
+                _save_xgboost(model, model_path)
+            else:
+                extras.update(_EXTRA_SAVERS[family](model, model_path, metadata))
+            files[model_path.name] = model_path
+            if preprocessor is not None:
+                pre_path = folder / PREPROCESSOR_FILE
+                save_skops(preprocessor, pre_path, limit - model_path.stat().st_size)
+                files[PREPROCESSOR_FILE] = pre_path
+            for name, data in extras.items():
+                if name == METADATA or "/" in name or name.endswith(_UNSAFE_SUFFIXES):
+                    raise InvalidInputError(f"refusing to write bundle file {name!r}")
+                path = folder / name
+                path.write_bytes(data)
+                files[name] = path
+            total = sum(p.stat().st_size for p in files.values())
+            if total > limit:  # formats written by their own libraries are measured afterwards
+                raise BundleTooLargeError(
+                    f"the model bundle is {_mb(total)}, over the MLOPS_MAX_BUNDLE_MB limit of {_mb(limit)}"
+                )
+        except BundleTooLargeError as exc:
+            raise BundleTooLargeError(
+                exc.message + "; nothing was published",
+                hint="Use a smaller model (fewer or shallower trees, fewer classes) or raise MLOPS_MAX_BUNDLE_MB.",
+            ) from None
         artifacts = {name: sha256_file(path) for name, path in files.items()}
         final = {
             **metadata,
@@ -288,13 +320,13 @@ def read_bundle(storage: S3Utils, uri: str, field: str = "model_s3_uri", load: b
     loc, metadata = read_metadata(storage, uri, field)
     artifacts: dict[str, str] = metadata["artifacts"]
     bundle = Bundle(uri=loc.uri, metadata=metadata, artifacts=artifacts)
-    with tempfile.TemporaryDirectory(prefix="mlops-bundle-") as tmp:
+    with storage.scratch("mlops-bundle-") as tmp:
         local: dict[str, Path] = {}
         for name, expected in artifacts.items():
             src = storage.join(loc, name)
             if not storage.exists(src):
                 raise BadFormatError(f"bundle file {name} is missing from {loc.uri}", field=field)
-            path = Path(tmp) / name
+            path = tmp / name
             with storage.local_file(src) as got:
                 path.write_bytes(got.read_bytes())
             if sha256_file(path) != expected:

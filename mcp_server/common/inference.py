@@ -35,9 +35,9 @@ def feature_matrix(
     features: list[str] = list(metadata.get("feature_names") or [])
     raw: list[str] = list(metadata.get("raw_feature_columns") or [])
     if features and all(c in frame.columns for c in features):
-        return _numeric(frame[features], field, dtype)
+        return _finite(_numeric(frame[features], field, dtype), features, field)
     if preprocessor is not None and raw and all(c in frame.columns for c in raw):
-        return np.asarray(preprocessor.transform(frame[raw]), dtype=dtype)
+        return _finite(np.asarray(preprocessor.transform(frame[raw]), dtype=dtype), features, field)
     expected = raw if preprocessor is not None and raw else features
     missing = [c for c in expected if c not in frame.columns]
     raise InvalidInputError(
@@ -45,6 +45,20 @@ def feature_matrix(
         field=field,
         hint="Pass data with the model's feature columns (see load_model's feature_names).",
     )
+
+
+def _finite(x: np.ndarray, names: list[str], field: str) -> np.ndarray:
+    """Infinite values (or values too large for the model's float type) are refused by name:
+    the estimators would fail with their own obscure messages."""
+    if x.dtype.kind == "f" and np.isinf(x).any():
+        columns = np.isinf(x).any(axis=0)
+        bad = [names[i] if i < len(names) else f"#{i}" for i in np.flatnonzero(columns)]
+        raise InvalidInputError(
+            f"feature columns {bad[:10]} hold infinite values (or values too large for {x.dtype})",
+            field=field,
+            hint="Replace or drop them first (e.g. clip the column, or treat them as missing).",
+        )
+    return x
 
 
 def _numeric(frame: pd.DataFrame, field: str, dtype: Any = float) -> np.ndarray:

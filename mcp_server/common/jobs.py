@@ -38,8 +38,8 @@ import anyio.to_thread
 from mcp_server.common import workers
 from mcp_server.common.bundles import now_iso
 from mcp_server.common.exceptions import CancelledError, InvalidInputError, MLOpsError, NotFoundError
-from mcp_server.common.logger import get_logger
-from mcp_server.common.s3_utils import Location, S3Utils, json_bytes, parse_json
+from mcp_server.common.logger import get_logger, redact
+from mcp_server.common.s3_utils import Location, S3Utils, json_bytes, parse_json, pid_alive
 from mcp_server.common.workers import LOST_MESSAGE, ProcessTask
 
 _log = get_logger(__name__)
@@ -247,8 +247,8 @@ class JobRunner:
                 self._finish(job, "cancelled", error={"kind": "cancelled", "message": "cancelled"}, exception=exc)
             else:
                 self._finish(job, "failed", error={**exc.to_dict(), "text": str(exc)}, exception=exc)
-        except Exception as exc:
-            _log.exception("job %s (%s) failed unexpectedly", job.job_id, job.tool)
+        except BaseException as exc:  # also SystemExit from library code: a job thread must always finish its job
+            _log.error("job %s (%s) failed unexpectedly", job.job_id, job.tool, exc_info=exc)
             message = f"{job.tool} failed unexpectedly ({type(exc).__name__}); the details are in the server log"
             self._finish(job, "failed", error={"kind": "internal_error", "message": message}, exception=exc)
         else:
@@ -269,7 +269,7 @@ class JobRunner:
     ) -> None:
         with self._lock:
             job.status = status
-            job.error = error
+            job.error = redact(error)  # the record is stored and shown: no secret a message quoted
             job.exception = exception
             job.finished_at = now_iso()
             self._running.discard(job.job_id)
@@ -350,10 +350,11 @@ class JobRunner:
                 error={"kind": "lost", "message": LOST_MESSAGE},
                 queue_position=None,
             )
-            try:
-                self.storage.write_bytes(loc, json_bytes(record), "application/json")
-            except Exception:
-                _log.warning("could not mark job %s as lost", job_id, exc_info=True)
+            if not self.storage.config.read_only:  # read-only means no write at all
+                try:
+                    self.storage.write_bytes(loc, json_bytes(record), "application/json")
+                except Exception:
+                    _log.warning("could not mark job %s as lost", job_id, exc_info=True)
         return record
 
     def _is_lost(self, record: dict[str, Any]) -> bool:
@@ -367,7 +368,7 @@ class JobRunner:
         same_namespace = self.pid_namespace is not None and record.get("pid_namespace") == self.pid_namespace
         if record.get("host") == self.host and same_namespace:
             pid = record.get("pid")
-            return not (isinstance(pid, int) and _pid_alive(pid))
+            return not (isinstance(pid, int) and pid_alive(pid))
         return False
 
     # ----------------------------------------------------------------- heartbeat
@@ -415,16 +416,6 @@ def _pid_namespace() -> str | None:
         return os.readlink("/proc/self/ns/pid")
     except OSError:
         return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def new_job_id() -> str:

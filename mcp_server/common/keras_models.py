@@ -29,6 +29,21 @@ FRAMEWORK = "keras"
 ARCHITECTURE_FILE = "architecture.json"
 # The only layers an MLP of ours contains; any other class in a .keras config is refused.
 _ALLOWED_LAYERS = {"Sequential", "InputLayer", "Dense", "Dropout"}
+# Every (module, class) a model this server builds names, exactly: Keras imports the module a
+# config names (any `keras.*` submodule), so a prefix check would let a crafted file pick one.
+_ALLOWED_OBJECTS = {
+    ("keras", "Sequential"),
+    ("keras", "DTypePolicy"),
+    ("keras.layers", "InputLayer"),
+    ("keras.layers", "Dense"),
+    ("keras.layers", "Dropout"),
+    ("keras.initializers", "GlorotUniform"),
+    ("keras.initializers", "Zeros"),
+    # the training configuration saved with a fitted model (never compiled on load: compile=False)
+    ("keras.optimizers", "Adam"),
+    ("keras.losses", "SparseCategoricalCrossentropy"),
+    ("keras.losses", "MeanSquaredError"),
+}
 
 
 def import_keras() -> Any:
@@ -103,7 +118,7 @@ def _check_keras_file(path: Path) -> None:
     layers = config.get("config", {}).get("layers") if isinstance(config, dict) else None
     if not isinstance(config, dict) or config.get("class_name") != "Sequential" or not isinstance(layers, list):
         raise BadFormatError("model.keras is not a Sequential model", field="model_s3_uri")
-    foreign = {f"{m}.{c}" for m, c in _named_objects(config) if m != "keras" and not m.startswith("keras.")}
+    foreign = {f"{m}.{c}" for m, c in _named_objects(config) if (m, c) not in _ALLOWED_OBJECTS}
     layer_names = {str(layer.get("class_name")) if isinstance(layer, dict) else "?" for layer in layers}
     if foreign or layer_names - _ALLOWED_LAYERS:
         refused = sorted(foreign | (layer_names - _ALLOWED_LAYERS))

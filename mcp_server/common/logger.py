@@ -27,8 +27,34 @@ _SECRET_VALUE = re.compile(
     r"|AKIA[0-9A-Z]{16}|https://hooks\.slack\.com/\S+|https://discord(app)?\.com/api/webhooks/\S+"
     r"|https://\S+\.webhook\.office\.com/\S+"
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}"  # an Authorization header value pasted into a message
-    r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@))"  # user:password in a URL
+    r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"  # user:password in a URL
+    r"|(?<=[\"'\s(])[^/\s:@\"']+:[^/\s@\"']+(?=@[A-Za-z0-9]))"  # the same quoted without its scheme (botocore)
 )
+
+# `password='x'`, `"api_token": "x"`, `webhook_url=x` inside a message (a library quoting the
+# kwargs it was given): the value is masked by the name in front of it.
+_KEY_NAME = r"[\w.-]*(?:" + _SECRET_KEY.pattern[1:-1] + r")[\w.-]*"
+_SECRET_PAIR_QUOTED = re.compile(
+    r"(?P<key>" + _KEY_NAME + r"['\"]?\s*[:=]\s*)(?P<q>['\"])(?P<value>.*?)(?P=q)", re.IGNORECASE
+)
+_SECRET_PAIR_BARE = re.compile(r"(?P<key>" + _KEY_NAME + r"\s*=\s*)(?P<value>[^\s,;&'\"()\[\]{}]+)", re.IGNORECASE)
+
+
+def redact_text(text: str) -> str:
+    """`text` with secret-looking values masked: tokens, URL credentials, values of secret names."""
+    text = _SECRET_PAIR_QUOTED.sub(lambda m: f"{m['key']}{m['q']}{MASK}{m['q']}", text)
+    text = _SECRET_PAIR_BARE.sub(lambda m: m["key"] + MASK, text)
+    return _SECRET_VALUE.sub(MASK, text)
+
+
+def is_secret_key(key: str) -> bool:
+    """True for a name that says its value is a secret (`api_token`, `webhook_url`, `password`)."""
+    return bool(_SECRET_KEY.search(key))
+
+
+def looks_secret(text: str) -> bool:
+    """True when `text` holds a secret-looking value (a token, a webhook URL, URL credentials)."""
+    return bool(_SECRET_VALUE.search(text))
 
 
 def redact(value: Any, _key: str | None = None) -> Any:
@@ -45,7 +71,7 @@ def redact(value: Any, _key: str | None = None) -> Any:
         except Exception:
             return _default(value)
     if isinstance(value, str):
-        return _SECRET_VALUE.sub(MASK, value)
+        return redact_text(value)
     return value
 
 
@@ -56,7 +82,7 @@ def _is_empty(value: Any) -> bool:
 
 def _default(value: Any) -> str:
     """How the JSON encoder writes any other object: its str, with secret-looking values masked."""
-    return _SECRET_VALUE.sub(MASK, str(value))
+    return redact_text(str(value))
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,6 +10,11 @@ Local paths are resolved to real paths and refused when they leave the root (`..
 paths elsewhere, symlinks pointing out). Local writes are atomic (temp file + rename), and the
 create-only / compare-and-swap helpers give the registry the same guarantees S3's
 `IfNoneMatch` / `IfMatch` give on AWS.
+
+Guards, all here so every tool gets them: `s3://` URIs may name only the allowed buckets
+(`MLOPS_ALLOWED_BUCKETS`) and carry no credentials; every temporary file lives in one scratch
+area (`<root>/.mlops-tmp/`, swept at start-up); and a write a tool makes on a caller's behalf goes
+through `check_output`, which keeps it out of the server-owned prefixes and out of model bundles.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import fcntl
 import hashlib
 import json
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -54,6 +60,17 @@ _EXTENSIONS: dict[str, DataFormat] = {
     ".ndjson": "json",
 }
 _LOCK_DIR = ".locks"  # inside the root, hidden from listings
+SCRATCH_DIR = ".mlops-tmp"  # every temporary file, under the local root (same filesystem: atomic renames)
+# Prefixes the server owns: only their own code (registry store, job runner, pipelines, webhook
+# delivery records, the scratch area) writes there; a tool writing for a caller is refused.
+RESERVED_PREFIXES = ("registry", "jobs", "pipelines", "results", "github/deliveries", SCRATCH_DIR, _LOCK_DIR)
+BUNDLE_MARKER = "metadata.json"  # a folder holding this is a model bundle
+# Inside a bundle, where evaluation tools may write; nothing else writes into a bundle but its trainer.
+_BUNDLE_RESULT_FOLDERS = ("evaluations", "plots")
+_MAX_KEY_BYTES = 1024  # S3's key limit; local names are also held to the filesystem's 255 per segment
+_MAX_NAME_BYTES = 255
+_SCRATCH_STALE_SECONDS = 24 * 3600
+OutputPurpose = Literal["data", "model", "evaluation"]
 _MULTIPART_THRESHOLD = 64 * 1024**2
 LINEAGE_KEY = b"mlops"
 
@@ -149,9 +166,17 @@ class S3Utils:
         if uri.startswith("s3://"):
             parsed = urlparse(uri)
             bucket, key = parsed.netloc, parsed.path.lstrip("/")
+            if "@" in bucket:  # never echo the URI: its userinfo is a credential
+                raise InvalidInputError(
+                    "the s3:// URI carries credentials (user:password@); they are refused and not used",
+                    field=field,
+                    hint="Write s3://bucket/key; AWS credentials come from the environment or an IAM role.",
+                )
             if not bucket:
                 raise InvalidInputError(f"{uri!r} has no bucket", field=field, hint="Use s3://bucket/key.")
-            return Location("s3", self._clean_key(key, field, uri), bucket=bucket)
+            clean = self._clean_key(key, field, uri)
+            self._check_bucket(bucket, field)
+            return Location("s3", clean, bucket=bucket)
         if "://" in uri and not uri.startswith("file://"):
             scheme = uri.split("://", 1)[0]
             raise InvalidInputError(
@@ -171,16 +196,124 @@ class S3Utils:
             return Location("s3", key, bucket=self.config.s3_bucket)
         return self._local(key, field, uri)
 
+    def _check_bucket(self, bucket: str, field: str) -> None:
+        allowed = self.config.allowed_buckets
+        if allowed is None or bucket in allowed:  # None: `MLOPS_ALLOWED_BUCKETS=*`
+            return
+        shown = ", ".join(allowed) or "none (no MLOPS_S3_BUCKET is set)"
+        raise AccessDeniedError(
+            f"bucket {bucket!r} is not one this server may use (allowed: {shown})",
+            field=field,
+            hint="Use a key in an allowed bucket, or add the bucket to MLOPS_ALLOWED_BUCKETS.",
+        )
+
     @staticmethod
     def _clean_key(key: str, field: str, uri: str) -> str:
         parts = [p for p in key.replace("\\", "/").split("/") if p not in ("", ".")]
+        shown = uri if len(uri) <= 200 else uri[:200] + "..."
         if any(p == ".." for p in parts):
-            raise UnsafePathError(f"{uri!r} contains '..'", field=field, hint="Use a path inside the storage root.")
+            raise UnsafePathError(f"{shown!r} contains '..'", field=field, hint="Use a path inside the storage root.")
         if not parts:
-            raise InvalidInputError(f"{uri!r} names no object", field=field, hint="Add a key after the bucket or root.")
-        if parts[0] == _LOCK_DIR:
-            raise UnsafePathError(f"{uri!r} is reserved", field=field)
-        return "/".join(parts)
+            raise InvalidInputError(
+                f"{shown!r} names no object", field=field, hint="Add a key after the bucket or root."
+            )
+        if parts[0] in (_LOCK_DIR, SCRATCH_DIR):
+            raise UnsafePathError(f"{shown!r} is reserved", field=field)
+        joined = "/".join(parts)
+        if len(joined.encode()) > _MAX_KEY_BYTES or any(len(p.encode()) > _MAX_NAME_BYTES for p in parts):
+            raise InvalidInputError(
+                f"the key is too long ({len(joined.encode())} bytes)",
+                field=field,
+                hint=f"Keep keys within {_MAX_KEY_BYTES} bytes and each path segment within {_MAX_NAME_BYTES}.",
+            )
+        return joined
+
+    # ----------------------------------------------------------------- outputs
+    def resolve_output(self, uri: str, field: str, purpose: OutputPurpose = "data") -> Location:
+        """`resolve` for a location a tool will write on the caller's behalf (see `check_output`)."""
+        loc = self.resolve(uri, field)
+        self.check_output(loc, field, purpose)
+        return loc
+
+    def check_output(self, loc: Location, field: str, purpose: OutputPurpose = "data") -> None:
+        """Refuse a caller-directed write into a server-owned prefix or into a model bundle.
+
+        `data`: datasets, reports, plots, exports: never inside a bundle, never `metadata.json`.
+        `model`: a bundle folder written by a trainer or save_model: not inside another bundle.
+        `evaluation`: a result or plot, inside a bundle only under `evaluations/` or `plots/`.
+        The owning code (registry store, job runner, webhook records) writes without this check.
+        """
+        key = loc.key
+        for prefix in RESERVED_PREFIXES:
+            if key == prefix or key.startswith(prefix + "/"):
+                raise AccessDeniedError(
+                    f"{loc.uri} is under {prefix}/, which only the server itself writes",
+                    field=field,
+                    hint="Choose an output outside " + ", ".join(p + "/" for p in RESERVED_PREFIXES) + ".",
+                )
+        if purpose != "model" and loc.name == BUNDLE_MARKER:
+            raise AccessDeniedError(
+                f"{loc.uri} would be a model bundle's {BUNDLE_MARKER}, which only a trainer writes",
+                field=field,
+                hint="Choose another file name.",
+            )
+        parts = key.split("/")
+        folders = parts[:-1]  # a model target is itself a folder: rewriting one's own bundle is allowed
+        for depth in range(len(folders), 0, -1):
+            folder = "/".join(folders[:depth])
+            if not self.exists(self._at(loc, f"{folder}/{BUNDLE_MARKER}")):
+                continue
+            inside = parts[depth:]
+            if purpose == "evaluation" and len(inside) > 1 and inside[0] in _BUNDLE_RESULT_FOLDERS:
+                return
+            raise AccessDeniedError(
+                f"{loc.uri} is inside the model bundle {self._at(loc, folder).uri}, which only its trainer writes",
+                field=field,
+                hint="Write outside the bundle (evaluation results and plots go under its evaluations/ and plots/).",
+            )
+
+    def _at(self, like: Location, key: str) -> Location:
+        """`key` in the same bucket or root as `like` (key already clean)."""
+        if like.scheme == "s3":
+            return Location("s3", key, bucket=like.bucket)
+        return Location("local", key, path=self.root / key)
+
+    # ----------------------------------------------------------------- scratch area
+    @contextlib.contextmanager
+    def scratch(self, prefix: str = "mlops-") -> Iterator[Path]:
+        """A temporary folder in the scratch area, removed afterwards (also in S3 mode: it is local)."""
+        base = self._scratch_base()
+        with tempfile.TemporaryDirectory(prefix=prefix, dir=base) as tmp:
+            yield Path(tmp)
+
+    def _scratch_base(self) -> Path:
+        # One folder per process, named so a later start-up can tell a dead process's leftovers.
+        base = self.root / SCRATCH_DIR / f"{socket.gethostname()}-{os.getpid()}"
+        base.mkdir(parents=True, exist_ok=True)
+        return base
+
+    def sweep_scratch(self) -> int:
+        """Remove what dead processes (kill -9 mid-publish) left in the scratch area; returns the count."""
+        import shutil
+
+        area = self.root / SCRATCH_DIR
+        if not area.is_dir():
+            return 0
+        host = socket.gethostname()
+        removed = 0
+        for entry in area.iterdir():
+            owner_host, _, pid = entry.name.rpartition("-")
+            try:
+                age = time.time() - entry.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            # Ours (this host): stale once its process is gone; another machine's only when abandoned.
+            ours = owner_host == host and pid.isdigit()
+            stale = not pid_alive(int(pid)) if ours else age > _SCRATCH_STALE_SECONDS
+            if stale:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+        return removed
 
     def _local_from_absolute(self, path: Path, field: str, uri: str) -> Location:
         root = self.root
@@ -359,7 +492,7 @@ class S3Utils:
 
     def _atomic_local_write(self, path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=self._scratch_base(), prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -377,7 +510,7 @@ class S3Utils:
         if loc.scheme == "local":
             assert loc.path is not None
             loc.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=loc.path.parent, prefix=f".{loc.path.name}.", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=self._scratch_base(), prefix=f".{loc.path.name}.", suffix=".tmp")
             os.close(fd)
             try:
                 import shutil
@@ -417,8 +550,8 @@ class S3Utils:
             return
         from boto3.s3.transfer import TransferConfig
 
-        with tempfile.TemporaryDirectory(prefix="mlops-") as tmp:
-            path = Path(tmp) / (loc.name or "object")
+        with self.scratch() as tmp:
+            path = tmp / (loc.name or "object")
             with self._s3_errors(loc):
                 self.s3.download_file(
                     loc.bucket, loc.key, str(path), Config=TransferConfig(multipart_threshold=_MULTIPART_THRESHOLD)
@@ -428,8 +561,8 @@ class S3Utils:
     @contextlib.contextmanager
     def staged_write(self, loc: Location) -> Iterator[Path]:
         """Yield a temp path to write; on success it is published to `loc`, on failure nothing is."""
-        with tempfile.TemporaryDirectory(prefix="mlops-") as tmp:
-            path = Path(tmp) / (loc.name or "object")
+        with self.scratch() as tmp:
+            path = tmp / (loc.name or "object")
             yield path
             self.upload_file(path, loc)
 
@@ -460,7 +593,7 @@ class S3Utils:
             found = []
             for path in sorted(base.rglob("*")):
                 rel = path.relative_to(self.root).as_posix()
-                if path.is_file() and not path.name.startswith(".") and not rel.startswith(_LOCK_DIR):
+                if path.is_file() and not path.name.startswith(".") and not rel.startswith((_LOCK_DIR, SCRATCH_DIR)):
                     found.append(Location("local", rel, path=path))
             return found
         out: list[Location] = []
@@ -486,7 +619,7 @@ class S3Utils:
         if loc.scheme == "local":
             assert loc.path is not None
             loc.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=loc.path.parent, prefix=f".{loc.path.name}.", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=self._scratch_base(), prefix=f".{loc.path.name}.", suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
@@ -563,20 +696,28 @@ class S3Utils:
         import pandas as pd
         import pyarrow as pa
 
+        from mcp_server.common import data_limits as cap
+
         fmt = data_format_of(loc, file_format, field)
+        limit = self.config.max_dataset_bytes  # what is stored (local_file) and what it expands to (here)
         with self.local_file(loc) as path:
             try:
                 if fmt == "parquet":
-                    return pd.read_parquet(path, columns=columns)
-                if fmt == "csv":
+                    cap.check_parquet(path, columns, limit, loc.uri, field)
+                    frame = pd.read_parquet(path, columns=columns)
+                elif fmt == "csv":
                     sep = "\t" if loc.name.lower().endswith((".tsv", ".tsv.gz")) else ","
-                    frame = pd.read_csv(path, sep=sep, usecols=columns)
+                    frame = cap.read_csv(path, sep, columns, limit, loc.uri, field)
                 else:
                     lines = loc.name.lower().endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz"))
-                    frame = pd.read_json(path, lines=lines or _looks_like_lines(path))
+                    if lines or _looks_like_lines(path):
+                        frame = cap.read_json_lines(path, limit, loc.uri, field)
+                    else:
+                        cap.check_text(path, limit, loc.uri, field)
+                        frame = pd.read_json(path)
                     if columns:
                         frame = frame[columns]
-                return frame
+                return cap.check_frame(frame, limit, loc.uri, field)
             except (ValueError, pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
                 if isinstance(exc, FileNotFoundError):
                     raise
@@ -650,6 +791,17 @@ def _looks_like_lines(path: Path) -> bool:
         head = handle.read(65536)
     first, _, rest = head.partition(b"\n")
     return first.strip().startswith(b"{") and rest.strip().startswith(b"{")
+
+
+def pid_alive(pid: int) -> bool:
+    """True when process `pid` exists on this host (also when it is someone else's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def wait_backoff(attempt: int, base: float = 0.02, cap: float = 1.0) -> None:

@@ -193,3 +193,23 @@ def test_refused_extra_file_names_write_nothing(
 def test_unknown_family_is_refused(storage: S3Utils) -> None:
     with pytest.raises(InvalidInputError, match="unknown model family"):
         write_bundle(storage, storage.resolve("models/x"), object(), "pickle", META)  # type: ignore[arg-type]
+
+
+def test_bundle_writing_keeps_its_temporary_files_in_the_scratch_area(
+    storage: S3Utils, iris: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    sources: list[Path] = []
+    upload = storage.upload_file
+
+    def spy(src: Path, loc: Any, content_type: str | None = None) -> str:
+        sources.append(src)
+        return upload(src, loc, content_type)
+
+    monkeypatch.setattr(storage, "upload_file", spy)
+    model = DecisionTreeClassifier(max_depth=2).fit(*iris)
+    write_bundle(storage, storage.resolve("models/t"), model, "sklearn", {"task_type": "classification"})
+    assert sources and all(p.is_relative_to(storage.root / ".mlops-tmp") for p in sources)
+    if storage.config.s3_bucket is None:  # also in S3 mode the scratch area is under the local root
+        assert not any(p.name.endswith(".tmp") for p in (storage.root / "models" / "t").iterdir())

@@ -173,3 +173,17 @@ def test_configure_logging_writes_json_to_stderr_only(capsys: pytest.CaptureFixt
     ]
     assert "UserWarning: a library deprecation" in lines[2]["msg"]
     assert lines[0]["password"] == MASK
+
+
+def test_redact_masks_every_copy_of_uri_credentials_also_without_the_scheme() -> None:
+    message = (
+        'Invalid bucket name "AKIDX:s3cr3t-value@hr": s3://AKIDX:s3cr3t-value@hr/k, again s3://AKIDX:s3cr3t-value@hr/j'
+    )
+    masked = redact(message)
+    assert "s3cr3t" not in masked and masked.count(MASK) == 3
+
+
+def test_redact_masks_values_of_secret_names_quoted_in_messages() -> None:
+    text = "got kwargs {'render_mode': None, 'password': '" + PASSWORD + "'} and api_token=abc123 and n_rows=5"
+    masked = redact(text)
+    assert PASSWORD not in masked and "abc123" not in masked and "n_rows=5" in masked

@@ -515,3 +515,66 @@ def test_list_objects_is_sorted_and_skips_hidden_files(any_storage: S3Utils) -> 
         any_storage.write_bytes(any_storage.resolve(key), b"x")
     keys = [loc.key for loc in any_storage.list_objects(any_storage.resolve("p"))]
     assert keys == ["p/a.csv", "p/b.csv", "p/sub/c.csv"]
+
+
+# ----------------------------------------------------------------------------- hardening: buckets, credentials, scratch
+def test_attack_s3_uri_naming_another_bucket_is_refused_before_any_request(s3_config: Config) -> None:
+    storage = S3Utils(s3_config)
+    with pytest.raises(AccessDeniedError, match=r"bucket 'hr-payroll' is not one this server may use") as err:
+        storage.resolve("s3://hr-payroll/salaries.csv", "s3_uri")
+    assert err.value.field == "s3_uri"
+    assert storage._client is None  # refused from the name alone: no client was even made
+    assert storage.resolve(f"s3://{BUCKET}/data/x.csv").bucket == BUCKET
+
+
+def test_allowed_buckets_setting_adds_buckets_and_star_allows_any(storage_root: Path) -> None:
+    extra = S3Utils(Config.from_env({"MLOPS_STORAGE_ROOT": str(storage_root), "MLOPS_ALLOWED_BUCKETS": "a-b,c-d"}))
+    assert extra.resolve("s3://c-d/k").bucket == "c-d"
+    with pytest.raises(AccessDeniedError):
+        extra.resolve("s3://e-f/k")
+    anything = S3Utils(Config.from_env({"MLOPS_STORAGE_ROOT": str(storage_root), "MLOPS_ALLOWED_BUCKETS": "*"}))
+    assert anything.resolve("s3://whatever/k").bucket == "whatever"
+
+
+def test_attack_credentials_in_an_s3_uri_are_refused_and_never_echoed(s3_config: Config) -> None:
+    storage = S3Utils(s3_config)
+    with pytest.raises(InvalidInputError) as err:
+        storage.resolve(f"s3://AKIAEXAMPLE:hunter2-secret@{BUCKET}/k.csv", "s3_uri")
+    assert "credentials" in str(err.value)
+    assert "hunter2" not in str(err.value) and "AKIAEXAMPLE" not in str(err.value)
+
+
+def test_attack_a_5000_character_key_is_a_clear_error(storage: S3Utils) -> None:
+    with pytest.raises(InvalidInputError, match="the key is too long") as err:
+        storage.resolve("data/" + "x" * 5000 + ".csv", "s3_uri")
+    assert len(str(err.value)) < 600
+
+
+def test_temporary_files_live_in_the_scratch_area_and_are_hidden(storage: S3Utils, tmp_path: Path) -> None:
+    seen: list[Path] = []
+    with storage.staged_write(storage.resolve("out/a.bin")) as path:
+        seen.append(path)
+        path.write_bytes(b"x")
+    storage.write_bytes(storage.resolve("out/b.bin"), b"y")
+    assert seen[0].is_relative_to(storage.root / ".mlops-tmp")
+    assert sorted(p.name for p in (storage.root / "out").iterdir()) == ["a.bin", "b.bin"]  # no .tmp left beside
+    assert [loc.key for loc in storage.list_objects(storage.resolve("out"))] == ["out/a.bin", "out/b.bin"]
+    with pytest.raises(UnsafePathError, match="reserved"):
+        storage.resolve(".mlops-tmp/anything")
+
+
+def test_sweep_removes_what_a_killed_server_left_and_keeps_live_ones(storage: S3Utils) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    area = storage.root / ".mlops-tmp"
+    leftover = area / f"{socket.gethostname()}-{dead.pid}" / "mlops-bundle-x"
+    leftover.mkdir(parents=True)
+    (leftover / "model.skops").write_bytes(b"\0" * 1024)
+    live = area / f"{socket.gethostname()}-{os.getpid()}"
+    live.mkdir(parents=True, exist_ok=True)
+    assert storage.sweep_scratch() == 1
+    assert not leftover.parent.exists() and live.exists()

@@ -126,3 +126,23 @@ def test_env_spec_for_takes_an_id_or_a_stored_spec(router: ToolRouter) -> None:
         env_spec_for(router.storage, "CartPole-v1", "s.json")
     with pytest.raises(NotFoundError):
         env_spec_for(router.storage, "Nope-v0", None)
+
+
+async def test_attack_secret_env_kwargs_are_never_echoed_in_results_or_logs(
+    router: ToolRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from mcp_server.common.logger import JsonFormatter
+
+    caplog.set_level(logging.INFO)
+    secret = "hunter2-" + "s3cr3t"
+    result = await router.call(
+        "preprocess_reinforcement", {"environment": "CartPole-v1", "env_kwargs": {"password": secret}}
+    )
+    assert result.is_error
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert "password" in text and secret not in text
+    assert secret not in json.dumps(result.structured_content)
+    formatter = JsonFormatter()
+    assert caplog.records and all(secret not in formatter.format(r) for r in caplog.records)

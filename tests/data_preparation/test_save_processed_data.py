@@ -66,3 +66,43 @@ async def test_save_names_bad_format_and_missing_input(router: ToolRouter) -> No
         router, "save_processed_data", data_s3_uri="proc/train.parquet", output_s3_uri="o.csv", file_format="xml"
     )
     assert "file_format" in text
+
+
+# ----------------------------------------------------------------------------- attacks: server-owned storage
+@pytest.mark.parametrize(
+    "target",
+    [
+        "registry/m/index.json",
+        "jobs/job-1.json",
+        "pipelines/run-1.json",
+        "github/deliveries/abc.json",
+        ".mlops-tmp/x.parquet",
+        "registry/m/versions/1.json",
+    ],
+)
+async def test_attack_save_refuses_server_owned_prefixes(any_router: ToolRouter, target: str) -> None:
+    stored(any_router)
+    text = await call_error(any_router, "save_processed_data", data_s3_uri="proc/train.parquet", output_s3_uri=target)
+    assert "output_s3_uri" in text and ("only the server itself writes" in text or "reserved" in text)
+    if not target.startswith(".mlops-tmp"):
+        assert not any_router.storage.exists(any_router.storage.resolve(target))
+
+
+async def test_attack_save_into_a_model_bundle_is_refused_and_the_bundle_survives(any_router: ToolRouter) -> None:
+    from tests.model_registry.helpers import bundle_writer, train_tiny_models
+
+    storage = any_router.storage
+    bundle_writer(storage, train_tiny_models())("models/rf")
+    before = storage.read_bytes(storage.resolve("models/rf/metadata.json"))
+    stored(any_router)
+    for target in ("models/rf/metadata.json", "models/rf/model.skops.parquet", "models/rf/sub/data.csv"):
+        text = await call_error(
+            any_router, "save_processed_data", data_s3_uri="proc/train.parquet", output_s3_uri=target, file_format="csv"
+        )
+        assert "output_s3_uri" in text and ("model bundle" in text), text
+    text = await call_error(
+        any_router, "save_processed_data", data_s3_uri="proc/train.parquet", output_s3_uri="data/metadata.json"
+    )
+    assert "only a trainer writes" in text
+    assert storage.read_bytes(storage.resolve("models/rf/metadata.json")) == before
+    assert await call(any_router, "load_model", model_s3_uri="models/rf")

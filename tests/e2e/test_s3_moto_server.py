@@ -56,11 +56,15 @@ async def test_load_dataset_from_s3_by_key_and_uri(s3: Any, moto_endpoint: str, 
             assert out["s3_uri"] == f"s3://{BUCKET}/datasets/iris.csv"
             assert (out["rows"], out["columns"]) == (4, 2)
             assert out["missing_values"] == {"sepal": 0, "species": 1}
-    assert not any(storage_root.iterdir()), "an S3 read must not touch the local root"
+    # An S3 read keeps nothing locally: its download lived in the scratch area, now empty.
+    left = [p for p in storage_root.rglob("*") if p.is_file()]
+    assert not left, f"an S3 read left {left} in the local root"
+    assert {p.name for p in storage_root.iterdir()} <= {".mlops-tmp"}
 
 
 async def test_s3_errors_are_clear(s3: Any, moto_endpoint: str, storage_root: Path) -> None:
-    async with connect(server_env(moto_endpoint, storage_root)) as session:
+    env = {**server_env(moto_endpoint, storage_root), "MLOPS_ALLOWED_BUCKETS": "*"}  # any bucket may be named
+    async with connect(env) as session:
         missing = await session.call_tool("load_dataset", {"s3_uri": "datasets/absent.csv"})
         assert missing.is_error
         assert f"s3://{BUCKET}/datasets/absent.csv does not exist" in result_text(missing)
@@ -76,3 +80,24 @@ async def test_missing_configured_bucket_names_the_bucket(moto_endpoint: str, st
     assert result.is_error
     assert "bucket 'never-created-bucket' does not exist" in result_text(result)
     assert "MLOPS_S3_BUCKET" in result_text(result)
+
+
+async def test_attack_a_bucket_outside_the_allow_list_is_refused_before_any_request(
+    s3: Any, moto_endpoint: str, storage_root: Path
+) -> None:
+    s3.create_bucket(Bucket="hr-payroll")
+    s3.put_object(Bucket="hr-payroll", Key="salaries.csv", Body=b"name,salary\na,1\n")
+    try:
+        async with connect(server_env(moto_endpoint, storage_root)) as session:
+            read = await session.call_tool("load_dataset", {"s3_uri": "s3://hr-payroll/salaries.csv"})
+            write = await session.call_tool(
+                "save_processed_data",
+                {"data_s3_uri": "s3://hr-payroll/salaries.csv", "output_s3_uri": "s3://hr-payroll/x.csv"},
+            )
+        for result in (read, write):
+            assert result.is_error and "bucket 'hr-payroll' is not one this server may use" in result_text(result)
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket="hr-payroll")["Contents"]] == ["salaries.csv"]
+    finally:
+        for key in ("salaries.csv", "x.csv"):
+            s3.delete_object(Bucket="hr-payroll", Key=key)
+        s3.delete_bucket(Bucket="hr-payroll")

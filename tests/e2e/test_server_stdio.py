@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -128,6 +129,14 @@ NOISE = """
             os.write(1, b"NATIVE NOISE ON FD 1\\n")
 
     sys.addaudithook(_noisy_library)
+
+    import atexit
+
+    @atexit.register
+    def _noise_at_exit():
+        # Stands in for output a library leaves buffered or writes while the interpreter exits.
+        sys.__stdout__.write("BUFFERED NOISE AT EXIT\\n")
+        os.write(1, b"NATIVE NOISE AT EXIT\\n")
 """
 
 
@@ -159,7 +168,7 @@ def test_every_stdout_line_is_json_rpc(storage_root: Path, tmp_path: Path) -> No
         assert good["result"]["isError"] is False
         assert good["result"]["structuredContent"]["rows"] == 3
         unknown = server.request(5, "tools/call", {"name": "nope", "arguments": {}})
-        assert unknown["result"]["isError"] is True
+        assert unknown["error"]["code"] == -32602 and "Unknown tool 'nope'" in unknown["error"]["message"]
     finally:
         code = server.close()
     assert code == 0
@@ -168,8 +177,92 @@ def test_every_stdout_line_is_json_rpc(storage_root: Path, tmp_path: Path) -> No
         message = json.loads(line)  # a stray byte on stdout would break this
         assert message["jsonrpc"] == "2.0"
     # The noise was real, and went to stderr instead of the protocol stream.
-    noise = {"PYTHON-LEVEL NOISE ON STDOUT", "NATIVE NOISE ON FD 1"}
+    noise = {"PYTHON-LEVEL NOISE ON STDOUT", "NATIVE NOISE ON FD 1", "BUFFERED NOISE AT EXIT", "NATIVE NOISE AT EXIT"}
     assert noise <= set(server.stderr_lines)
     logs = [json.loads(line) for line in server.stderr_lines if line not in noise]
     assert logs and all({"ts", "level", "logger", "msg"} <= set(entry) for entry in logs)
     assert any(entry["msg"] == "tool call" and entry.get("tool") == "load_dataset" for entry in logs)
+
+
+def test_attack_crafted_model_file_neither_kills_the_server_nor_writes_to_stdout(storage_root: Path) -> None:
+    from mcp_server.common.s3_utils import S3Utils
+    from mcp_server.config import Config
+    from tests.crafted import plant, skops_naming
+    from tests.model_registry.helpers import bundle_writer, train_tiny_models
+
+    storage = S3Utils(Config.from_env({"MLOPS_STORAGE_ROOT": str(storage_root)}))
+    bundle_writer(storage, train_tiny_models())("models/f2py")
+    # Importing this module runs f2py's command line: usage text on stdout, then sys.exit.
+    plant(storage_root / "models" / "f2py", "model.skops", skops_naming("numpy.f2py.__main__", "main"))
+    env = {**server_env({"MLOPS_STORAGE_ROOT": str(storage_root)}), "PATH": os.environ.get("PATH", "")}
+    server = RawServer(env)
+    try:
+        server.request(
+            1,
+            "initialize",
+            {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+        )
+        server.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        for request_id, tool in ((2, "load_model"), (3, "register_model")):
+            arguments = (
+                {"model_s3_uri": "models/f2py", "model_name": "m"}
+                if tool == "register_model"
+                else {"model_s3_uri": "models/f2py"}
+            )
+            answer = server.request(request_id, "tools/call", {"name": tool, "arguments": arguments})
+            assert answer["result"]["isError"] is True
+            assert "not allowed" in answer["result"]["content"][0]["text"]
+        assert server.request(4, "tools/list")["result"]["tools"]  # still serving
+    finally:
+        code = server.close()
+    assert code == 0
+    for line in server.stdout_lines:
+        assert json.loads(line)["jsonrpc"] == "2.0"
+    assert not (storage_root / "registry").exists()
+
+
+def test_ctrl_c_still_stops_the_server(storage_root: Path) -> None:
+    import signal
+
+    env = {**server_env({"MLOPS_STORAGE_ROOT": str(storage_root)}), "PATH": os.environ.get("PATH", "")}
+    server = RawServer(env)
+    try:
+        server.request(
+            1,
+            "initialize",
+            {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+        )
+        server.proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        # The stdin reader thread only notices once its read returns: a terminal's Ctrl-C also
+        # ends the client, whose pipe then closes.
+        assert server.proc.stdin is not None
+        server.proc.stdin.close()
+        code = server.proc.wait(timeout=30)
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+    assert code in (130, -signal.SIGINT)  # the router's guard does not swallow a real Ctrl-C
+    for line in server.stdout_lines:
+        assert json.loads(line)["jsonrpc"] == "2.0"
+
+
+def test_start_up_sweeps_what_a_killed_server_left_in_the_scratch_area(storage_root: Path) -> None:
+    import socket
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    leftover = storage_root / ".mlops-tmp" / f"{socket.gethostname()}-{dead.pid}" / "mlops-bundle-abc"
+    leftover.mkdir(parents=True)
+    (leftover / "model.skops").write_bytes(b"\0" * 4096)  # a publish cut short by kill -9
+    env = {**server_env({"MLOPS_STORAGE_ROOT": str(storage_root)}), "PATH": os.environ.get("PATH", "")}
+    server = RawServer(env)
+    try:
+        server.request(
+            1,
+            "initialize",
+            {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+        )
+    finally:
+        assert server.close() == 0
+    assert not leftover.parent.exists()

@@ -72,3 +72,48 @@ async def test_load_model_refuses_bundle_listing_a_pickle_artifact(eval_router: 
 async def test_load_model_names_a_folder_that_is_no_bundle(eval_router: ToolRouter) -> None:
     text = await call_error(eval_router, "load_model", model_s3_uri="data")
     assert "not a model bundle" in text
+
+
+# ----------------------------------------------------------------------------- attacks: planted model files
+async def test_attack_skops_naming_a_module_under_a_trusted_package_imports_nothing(
+    eval_router: ToolRouter, eval_root: Path
+) -> None:
+    import sys
+
+    from tests.crafted import plant, skops_naming
+
+    bundle = eval_root / "models" / "rf_f2py"
+    shutil.copytree(eval_root / "models" / "rf", bundle)
+    # Importing numpy.f2py.__main__ runs f2py's command line: it prints usage and calls sys.exit.
+    plant(bundle, "model.skops", skops_naming("numpy.f2py.__main__", "main"))
+    sys.modules.pop("numpy.f2py.__main__", None)
+    text = await call_error(eval_router, "load_model", model_s3_uri="models/rf_f2py")
+    assert "not allowed" in text and "numpy.f2py.__main__.main" in text
+    assert "numpy.f2py.__main__" not in sys.modules  # decided from the name alone
+    still = await call(eval_router, "load_model", model_s3_uri="models/rf")
+    assert still["sha256_verified"] is True
+
+
+async def test_attack_pickle_bytes_planted_as_model_skops_is_a_clear_error(
+    eval_router: ToolRouter, eval_root: Path
+) -> None:
+    from tests.crafted import PICKLE_BYTES, plant
+
+    bundle = eval_root / "models" / "rf_pickled"
+    shutil.copytree(eval_root / "models" / "rf", bundle)
+    plant(bundle, "model.skops", PICKLE_BYTES)
+    text = await call_error(eval_router, "load_model", model_s3_uri="models/rf_pickled")
+    assert "model.skops is not a readable skops file" in text and "unexpectedly" not in text
+
+
+async def test_attack_pickle_or_garbage_planted_as_model_ubj_is_a_clear_error(
+    eval_router: ToolRouter, eval_root: Path
+) -> None:
+    from tests.crafted import PICKLE_BYTES, plant
+
+    for name, data in (("pickled", PICKLE_BYTES), ("garbage", b"{\x00\xff garbage" * 50)):
+        bundle = eval_root / "models" / f"xgb_{name}"
+        shutil.copytree(eval_root / "models" / "xgb", bundle)
+        plant(bundle, "model.ubj", data)
+        text = await call_error(eval_router, "load_model", model_s3_uri=f"models/xgb_{name}")
+        assert "model.ubj is not a readable XGBoost model" in text and "unexpectedly" not in text

@@ -138,3 +138,40 @@ async def test_bundle_plot_warns_that_existing_test_data_is_unused(
         test_data_s3_uri=trained["rf"].test_uri,
     )
     assert out["warnings"] == ["test_data_s3_uri is not used: feature_importance is drawn from the model bundle"]
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("models/rf/model.png", "inside the model bundle"),
+        ("models/logreg/evaluations/../plots/x.png", "'..'"),
+        ("models/logreg/notes/x.png", "inside the model bundle"),
+        ("registry/rf/plot.png", "only the server itself writes"),
+        ("jobs/plot.png", "only the server itself writes"),
+    ],
+)
+async def test_attack_plot_output_into_a_bundle_or_server_prefix_is_refused(
+    eval_router: ToolRouter, trained: dict[str, Trained], eval_root: Path, target: str, expected: str
+) -> None:
+    text = await call_error(
+        eval_router,
+        "visualization",
+        model_s3_uri=trained["rf"].uri,
+        plot_type="feature_importance",
+        output_s3_uri=target,
+    )
+    assert "output_s3_uri" in text and expected in text
+    assert not (eval_root / "models" / "rf" / "model.png").exists()
+
+
+async def test_plot_inside_a_bundle_under_plots_is_allowed(
+    eval_router: ToolRouter, trained: dict[str, Trained]
+) -> None:
+    out = await call(
+        eval_router,
+        "visualization",
+        model_s3_uri=trained["rf"].uri,
+        plot_type="feature_importance",
+        output_s3_uri="models/logreg/plots/rf-importance.png",
+    )
+    assert out["image_s3_uri"].endswith("models/logreg/plots/rf-importance.png")

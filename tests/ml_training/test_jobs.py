@@ -361,3 +361,24 @@ async def test_killed_worker_fails_its_job_and_the_server_keeps_serving(
     assert not (router.storage.root / "models/killed/metadata.json").exists()
     again = await call(router, "train_xgboost", **long_xgboost(data, "models/after", rounds=20))
     assert again["status"] == "succeeded" and again["model_s3_uri"]
+
+
+def test_system_exit_in_a_job_fails_the_job_instead_of_leaving_it_running(
+    runner: JobRunner, storage_root: Path
+) -> None:
+    def work(job: Job) -> dict[str, Any]:
+        raise SystemExit(2)  # a library's command-line code run by accident
+
+    job = runner.submit("t", work)
+    wait_for(job.done_event.is_set)
+    assert stored(storage_root, job.job_id)["status"] == "failed"
+    assert "SystemExit" in stored(storage_root, job.job_id)["error"]["message"]
+
+
+async def test_read_only_server_reads_a_dead_servers_job_without_writing(storage_root: Path) -> None:
+    _write_record(storage_root, "job-lost-ro")
+    before = (storage_root / "jobs" / "job-lost-ro.json").read_bytes()
+    router = make_router(Config.from_env({"MLOPS_STORAGE_ROOT": str(storage_root), "MLOPS_READ_ONLY": "true"}))
+    out = await call(router, "get_training_metrics", job_id="job-lost-ro")
+    assert out["status"] == "failed"
+    assert (storage_root / "jobs" / "job-lost-ro.json").read_bytes() == before  # read-only: no write at all

@@ -193,3 +193,29 @@ async def test_tampered_bundle_is_refused(router: ToolRouter, data: dict[str, st
     text = await call_error(router, tool, **args)
     assert "does not match its recorded sha256" in text
     assert not (router.storage.root / "out/t/metadata.json").exists()
+
+
+@pytest.mark.parametrize("target", ["registry/rf", "jobs/x", "pipelines/p"])
+async def test_attack_model_outputs_into_server_prefixes_are_refused(router: ToolRouter, target: str) -> None:
+    from tests.model_registry.helpers import bundle_writer, train_tiny_models
+
+    uri = bundle_writer(router.storage, train_tiny_models())("models/src")
+    text = await call_error(router, "save_model", model_s3_uri=uri, output_s3_uri=target)
+    assert "output_s3_uri" in text and "only the server itself writes" in text
+    text = await call_error(
+        router,
+        "train_random_forest",
+        train_data_s3_uri="data/none.parquet",
+        target_column="y",
+        model_output_s3_uri=target,
+    )
+    assert "model_output_s3_uri" in text and "only the server itself writes" in text
+    assert not (router.storage.root / target).exists()
+
+
+async def test_attack_a_model_bundle_inside_another_bundle_is_refused(router: ToolRouter) -> None:
+    from tests.model_registry.helpers import bundle_writer, train_tiny_models
+
+    uri = bundle_writer(router.storage, train_tiny_models())("models/prod")
+    text = await call_error(router, "save_model", model_s3_uri=uri, output_s3_uri="models/prod/copy")
+    assert "inside the model bundle" in text

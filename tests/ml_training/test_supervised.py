@@ -328,3 +328,78 @@ async def test_job_record_is_stored_with_the_result(router: ToolRouter, data: di
     assert record["result"]["model_s3_uri"] == out["model_s3_uri"]
     assert record["result"]["metrics"] == out["metrics"]
     assert record["progress"]["fraction"] == 1.0
+
+
+async def test_wait_yes_and_n_estimators_true_are_refused_naming_the_field(router: ToolRouter) -> None:
+    base = {"train_data_s3_uri": "data/t.parquet", "target_column": "y", "model_output_s3_uri": "models/x"}
+    text = await call_error(router, "train_random_forest", **base, wait="yes")
+    assert "wait: must be true or false" in text
+    text = await call_error(router, "train_random_forest", **base, hyperparameters={"n_estimators": True})
+    assert "hyperparameters: n_estimators: must be a number, not true" in text
+
+
+# ----------------------------------------------------------------------------- attacks: unbounded work, vague errors
+def _write(router: ToolRouter, key: str, frame: pd.DataFrame) -> str:
+    router.storage.write_dataframe(frame, router.storage.resolve(key))
+    return key
+
+
+async def test_attack_thousands_of_string_labels_are_refused_by_max_classes(storage_root: Any) -> None:
+    from mcp_server.config import Config
+    from tests.conftest import make_router
+
+    router = make_router(Config.from_env({"MLOPS_STORAGE_ROOT": str(storage_root), "MLOPS_MAX_CLASSES": "50"}))
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=600), "label": [f"user-{i}" for i in range(600)]})
+    uri = _write(router, "data/labels.parquet", frame)
+    text = await call_error(
+        router,
+        "train_random_forest",
+        train_data_s3_uri=uri,
+        target_column="label",
+        model_output_s3_uri="models/many",
+        task_type="classification",
+    )
+    assert "target_column" in text and "600 classes" in text and "MLOPS_MAX_CLASSES limit of 50" in text
+
+
+async def test_attack_bundle_over_max_bundle_mb_is_refused_while_writing(storage_root: Any) -> None:
+    from mcp_server.config import Config
+    from tests.conftest import make_router
+
+    router = make_router(Config.from_env({"MLOPS_STORAGE_ROOT": str(storage_root), "MLOPS_MAX_BUNDLE_MB": "1"}))
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(4000, 5)), columns=list("abcde")).assign(y=rng.normal(size=4000))
+    uri = _write(router, "data/noise.parquet", frame)
+    text = await call_error(
+        router,
+        "train_random_forest",
+        train_data_s3_uri=uri,
+        target_column="y",
+        model_output_s3_uri="models/big",
+        hyperparameters={"n_estimators": 20},
+    )
+    assert "MLOPS_MAX_BUNDLE_MB limit of 1 MB" in text and "nothing was published" in text
+    assert not (storage_root / "models" / "big").exists()
+
+
+@pytest.mark.parametrize("tool", ["train_random_forest", "train_xgboost"])
+async def test_attack_infinite_feature_values_are_a_clear_error(router: ToolRouter, tool: str) -> None:
+    frame = pd.DataFrame({"a": [1.0, 2.0, np.inf, 4.0] * 10, "b": [1.0] * 40, "y": [0, 1] * 20})
+    uri = _write(router, "data/inf.parquet", frame)
+    text = await call_error(router, tool, train_data_s3_uri=uri, target_column="y", model_output_s3_uri="models/inf")
+    assert "train_data_s3_uri" in text and "['a'] hold infinite values" in text and "unexpectedly" not in text
+
+
+async def test_attack_min_child_weight_1e308_is_a_clear_error(router: ToolRouter) -> None:
+    frame = pd.DataFrame({"a": np.arange(40.0), "y": [0, 1] * 20})
+    uri = _write(router, "data/ok.parquet", frame)
+    text = await call_error(
+        router,
+        "train_xgboost",
+        train_data_s3_uri=uri,
+        target_column="y",
+        model_output_s3_uri="models/mcw",
+        hyperparameters={"min_child_weight": 1e308},
+    )
+    assert "hyperparameters" in text and "min_child_weight" in text and "unexpectedly" not in text

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from mcp_server.common.bundles import read_bundle
@@ -202,3 +205,25 @@ async def test_kmeans_refuses_unknown_hyperparameter(router: ToolRouter, data: d
         hyperparameters={"n_clusters": 3},
     )
     assert "hyperparameters.n_clusters: unknown field" in text
+
+
+# ----------------------------------------------------------------------------- attacks: unbounded work
+async def test_attack_dbscan_huge_eps_is_refused_before_fitting(router: ToolRouter) -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(10_000, 3)), columns=["a", "b", "c"])
+    router.storage.write_dataframe(frame, router.storage.resolve("data/ten_k.parquet"))
+    started = time.perf_counter()
+    text = await call_error(
+        router, "train_dbscan", train_data_s3_uri="data/ten_k.parquet", model_output_s3_uri="models/db", eps=1e9
+    )
+    assert "eps:" in text and "neighbours" in text and "Lower eps" in text
+    assert time.perf_counter() - started < 20
+    assert not (router.storage.root / "models" / "db").exists()
+
+
+async def test_attack_dbscan_infinite_eps_is_refused_by_the_schema(router: ToolRouter, data: dict[str, str]) -> None:
+    for eps in (float("inf"), "Infinity"):
+        text = await call_error(
+            router, "train_dbscan", train_data_s3_uri=data["blobs"], model_output_s3_uri="models/db", eps=eps
+        )
+        assert "eps: must be a finite number" in text

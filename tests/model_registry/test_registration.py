@@ -155,3 +155,32 @@ async def test_register_refuses_bad_metrics_and_tags(
 async def test_register_refuses_unknown_field(router: ToolRouter) -> None:
     text = await call_error(router, "register_model", model_name="m", model_s3_uri="x", stage="prod")
     assert "stage" in text and "unknown field" in text
+
+
+# ----------------------------------------------------------------------------- attacks: bundles that cannot load
+@pytest.mark.parametrize("planted", ["pickle", "untrusted_type"])
+async def test_attack_register_refuses_bundle_that_cannot_be_loaded_safely(
+    router: ToolRouter, make_local_bundle: MakeBundle, planted: str
+) -> None:
+    from tests.crafted import PICKLE_BYTES, plant, skops_naming
+
+    uri = make_local_bundle("models/planted")
+    data = PICKLE_BYTES if planted == "pickle" else skops_naming("os", "system")
+    plant(router.storage.root / "models" / "planted", "model.skops", data)
+    text = await call_error(router, "register_model", model_name="m", model_s3_uri=uri)
+    assert "model.skops is not a readable skops file" in text or "not allowed: ['os.system']" in text
+    assert RegistryStore(router.storage).catalog() == {}
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [{"webhook_url": "https://example.org/x"}, {"api_token": "abc"}, {"note": "ghp_" + "a" * 36}],
+)
+async def test_attack_register_refuses_secrets_in_tags(
+    router: ToolRouter, make_local_bundle: MakeBundle, tags: dict[str, str]
+) -> None:
+    uri = make_local_bundle("models/a")
+    text = await call_error(router, "register_model", model_name="m", model_s3_uri=uri, tags=tags)
+    assert "looks like a secret" in text
+    assert all(v not in text for v in tags.values())
+    assert RegistryStore(router.storage).catalog() == {}

@@ -56,7 +56,7 @@ class DataPreparationCapability(BaseCapability):
                 output_model=s.PreprocessSupervisedOutput,
                 fn=f"{_TOOLS}.preprocess:preprocess_supervised",
                 read_only=False,
-                destructive=False,
+                destructive=True,  # overwrites an existing output
                 idempotent=True,
                 open_world=False,
             ),
@@ -71,7 +71,7 @@ class DataPreparationCapability(BaseCapability):
                 output_model=s.PreprocessOutput,
                 fn=f"{_TOOLS}.preprocess:preprocess_unsupervised",
                 read_only=False,
-                destructive=False,
+                destructive=True,  # overwrites an existing output
                 idempotent=True,
                 open_world=False,
             ),
@@ -86,7 +86,7 @@ class DataPreparationCapability(BaseCapability):
                 output_model=s.PreprocessReinforcementOutput,
                 fn=f"{_TOOLS}.reinforcement:preprocess_reinforcement",
                 read_only=False,
-                destructive=False,
+                destructive=True,  # overwrites an existing output
                 idempotent=True,
                 open_world=False,
             ),
@@ -98,7 +98,7 @@ class DataPreparationCapability(BaseCapability):
                 output_model=s.FeatureEngineeringOutput,
                 fn=f"{_TOOLS}.features:feature_engineering",
                 read_only=False,
-                destructive=False,
+                destructive=True,  # overwrites an existing output
                 idempotent=True,
                 open_world=False,
             ),
@@ -113,7 +113,7 @@ class DataPreparationCapability(BaseCapability):
                 output_model=s.SplitDatasetOutput,
                 fn=f"{_TOOLS}.split:split_dataset",
                 read_only=False,
-                destructive=False,
+                destructive=True,  # overwrites an existing output
                 idempotent=True,
                 open_world=False,
             ),
@@ -128,7 +128,7 @@ class DataPreparationCapability(BaseCapability):
                 output_model=s.SaveProcessedDataOutput,
                 fn=f"{_TOOLS}.save:save_processed_data",
                 read_only=False,
-                destructive=False,
+                destructive=True,  # overwrites an existing output
                 idempotent=True,
                 open_world=False,
             ),

@@ -28,6 +28,7 @@ class LoadDatasetOutput(ToolResultModel):
     missing_values: dict[str, int]
     preview: list[dict[str, Any]]
     memory_bytes: int
+    columns_truncated: bool = Field(False, description="true: only the first 200 columns are listed")
 
 
 # ---------------------------------------------------------------------------- validate_data

@@ -444,6 +444,7 @@ def save_evaluation(storage: S3Utils, model_uri: str, tool: str, result: dict[st
     folder = bundle_location(storage, model_uri)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     dest = storage.join(folder, "evaluations", f"{stamp}-{tool}.json")
+    storage.check_output(dest, "model_s3_uri", "evaluation")
     record = {**result, "tool": tool, "created_at": now_iso(), "evaluation_s3_uri": dest.uri}
     storage.write_bytes(dest, json_bytes(record), "application/json")
     return dest.uri

@@ -29,7 +29,7 @@ def _trainer(
         output_model=output_model,
         fn=fn,
         read_only=False,
-        destructive=False,
+        destructive=True,  # overwrites an existing output
         idempotent=True,  # with random_state, the same call writes the same model again
         open_world=False,
     )
@@ -145,7 +145,7 @@ class MLTrainingCapability(BaseCapability):
                 output_model=s.SaveModelOutput,
                 fn=f"{_TOOLS}.export:save_model",
                 read_only=False,
-                destructive=False,
+                destructive=True,  # overwrites an existing output
                 idempotent=True,
                 open_world=False,
             ),

@@ -229,7 +229,7 @@ def prepare_supervised(
     elif validation_fraction:
         _hold_out(data, validation_fraction, seed)
     if task == "classification":
-        _set_classes(data)
+        _set_classes(data, storage.config.max_classes)
     return data
 
 
@@ -270,9 +270,17 @@ def _hold_out(data: SupervisedData, fraction: float, seed: int) -> None:
     data.validation_source = "fraction"
 
 
-def _set_classes(data: SupervisedData) -> None:
+def _set_classes(data: SupervisedData, max_classes: int) -> None:
     data.class_values = np.unique(data.y_train)
     classes = [json_value(c) for c in data.class_values]
+    if len(classes) > max_classes:
+        # Model size grows with the classes (a forest stores a probability per class per leaf).
+        raise InvalidInputError(
+            f"the target {data.target_column!r} has {len(classes)} classes, over the MLOPS_MAX_CLASSES limit "
+            f"of {max_classes}",
+            field="target_column",
+            hint="Group rare labels, use task_type=regression for a quantity, or raise MLOPS_MAX_CLASSES.",
+        )
     if len(classes) < 2:
         raise InvalidInputError(
             f"the target {data.target_column!r} has a single class ({classes[0]!r}) in the training data",

@@ -34,7 +34,7 @@ from typing import Any
 
 from mcp_server.common.bundles import now_iso
 from mcp_server.common.exceptions import BadFormatError, ConflictError, InvalidInputError, NotFoundError
-from mcp_server.common.logger import get_logger
+from mcp_server.common.logger import get_logger, is_secret_key, looks_secret
 from mcp_server.common.model_names import model_name_problem
 from mcp_server.common.s3_utils import Location, S3Utils, json_bytes, parse_json, wait_backoff
 
@@ -104,6 +104,13 @@ def validate_tags(tags: Mapping[str, Any] | None, field: str = "tags") -> dict[s
         if not isinstance(value, str) or len(value) > _MAX_TAG_VALUE:
             raise InvalidInputError(
                 f"tag {key!r} must be a string of at most {_MAX_TAG_VALUE} characters", field=f"{field}.{key}"
+            )
+        if is_secret_key(str(key)) or looks_secret(value):
+            # Tags are stored and returned to every reader: a secret there would leak.
+            raise InvalidInputError(
+                f"tag {key!r} looks like a secret (its name or value), and tags are shown to everyone",
+                field=f"{field}.{key}",
+                hint="Keep secrets in Secrets Manager; tag the secret's name instead of its value.",
             )
     return {str(k): str(v) for k, v in tags.items()}
 

@@ -164,3 +164,23 @@ def test_forged_model_with_a_lambda_layer_is_refused(storage: S3Utils, tmp_path:
     with pytest.raises(BadFormatError, match="Lambda"):
         read_bundle(storage, "models/keras")
     assert not marker.exists()
+
+
+def test_forged_model_naming_another_keras_module_is_refused_by_name(storage: S3Utils, cancer_fit: Any) -> None:
+    import io
+    import json
+    import zipfile
+
+    model, _, _ = cancer_fit
+    folder = _write(storage, model)
+    source = zipfile.ZipFile(io.BytesIO((folder / "model.keras").read_bytes()))
+    config = json.loads(source.read("config.json"))
+    # Same class name, another module Keras would import to find it: refused without importing.
+    config["config"]["layers"][1]["module"] = "keras.src.utils.naming"
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name in source.namelist():
+            archive.writestr(name, json.dumps(config) if name == "config.json" else source.read(name))
+    forge_artifact(folder, "model.keras", out.getvalue())
+    with pytest.raises(BadFormatError, match=r"keras\.src\.utils\.naming"):
+        read_bundle(storage, "models/keras")

@@ -48,17 +48,19 @@ def output_location(
 ) -> Location:
     """`given`, or `<source stem>.<suffix>` next to the source; never the source itself."""
     loc = ctx.storage.resolve(given, field) if given else ctx.storage.sibling(source, f"{stem(source)}.{suffix}")
-    refuse_overwriting_input(loc, source, field)
+    check_data_output(ctx, loc, source, field)
     return loc
 
 
-def refuse_overwriting_input(out: Location, source: Location, field: str) -> None:
+def check_data_output(ctx: ToolContext, out: Location, source: Location, field: str) -> None:
+    """Every place a data tool writes: not the source, not a server-owned prefix, not a model bundle."""
     if out.uri == source.uri:
         raise InvalidInputError(
             f"{out.uri} is the input itself; refusing to overwrite the source data",
             field=field,
             hint="Choose another output URI.",
         )
+    ctx.storage.check_output(out, field, "data")
 
 
 def require_columns(frame: pd.DataFrame, columns: Iterable[str], field: str) -> None:

@@ -10,9 +10,7 @@ unseen categories and missing values at apply time are handled rather than fatal
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,9 +26,9 @@ from mcp_server.capabilities.data_preparation.schemas import (
 )
 from mcp_server.capabilities.data_preparation.tools.common import (
     MIME,
+    check_data_output,
     output_location,
     read_frame,
-    refuse_overwriting_input,
     require_columns,
     stem,
 )
@@ -262,10 +260,11 @@ def _locations(
         pipe_loc = ctx.storage.resolve(params.pipeline_output_s3_uri, "pipeline_output_s3_uri")
         if pipe_loc.suffix != ".skops":
             raise InvalidInputError("the pipeline URI must end with .skops", field="pipeline_output_s3_uri")
-        refuse_overwriting_input(pipe_loc, source, "pipeline_output_s3_uri")
+        check_data_output(ctx, pipe_loc, source, "pipeline_output_s3_uri")
     else:
         base = stem(out_loc).removesuffix(".processed")  # raw/x.processed.parquet -> raw/x.pipeline.skops
         pipe_loc = ctx.storage.sibling(out_loc, f"{base}.pipeline.skops")
+        check_data_output(ctx, pipe_loc, source, "output_s3_uri")
     return out_loc, pipe_loc
 
 
@@ -286,8 +285,8 @@ def _write(
         "source_s3_uri": source.uri,
         "created_by": tool,
     }
-    with tempfile.TemporaryDirectory(prefix="mlops-pipeline-") as tmp:
-        path = Path(tmp) / pipe_loc.name
+    with ctx.storage.scratch("mlops-pipeline-") as tmp:
+        path = tmp / pipe_loc.name
         save_skops(fitted.pipeline, path)
         ctx.check_cancelled()
         # The pipeline goes first: the processed file's lineage points at it.

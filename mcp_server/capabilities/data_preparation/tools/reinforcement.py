@@ -20,7 +20,7 @@ def preprocess_reinforcement(ctx: ToolContext, params: PreprocessReinforcementIn
     wrappers = [w.model_dump() for w in params.wrappers]
     spec = build_env_spec(params.environment, wrappers, params.env_kwargs)
     if params.output_s3_uri:
-        out_loc = ctx.storage.resolve(params.output_s3_uri, "output_s3_uri")
+        out_loc = ctx.storage.resolve_output(params.output_s3_uri, "output_s3_uri")
     else:
         name = _default_name(params.environment, wrappers, params.env_kwargs)
         out_loc = ctx.storage.resolve(f"env_specs/{name}", "environment")

@@ -16,8 +16,8 @@ from mcp_server.capabilities.base import Artifact, ToolContext, ToolOutput
 from mcp_server.capabilities.data_preparation.schemas import SplitDatasetInput, SplitDatasetOutput
 from mcp_server.capabilities.data_preparation.tools.common import (
     MIME,
+    check_data_output,
     read_frame,
-    refuse_overwriting_input,
     require_columns,
     stem,
 )
@@ -163,6 +163,6 @@ def _locations(ctx: ToolContext, prefix: str | None, source: Location, ratios: d
             loc = ctx.storage.join(ctx.storage.resolve(prefix, "output_prefix"), f"{part}.parquet")
         else:
             loc = ctx.storage.sibling(source, f"{stem(source)}.{part}.parquet")
-        refuse_overwriting_input(loc, source, "output_prefix")
+        check_data_output(ctx, loc, source, "output_prefix")
         locations[part] = loc
     return locations

@@ -290,7 +290,7 @@ def render_markdown(title: str, subtitle: str, sections: list[Section], image_fi
 
 
 def generate_report(ctx: ToolContext, params: GenerateReportInput) -> ToolOutput:
-    dest = ctx.storage.resolve(params.output_s3_uri, "output_s3_uri")
+    dest = ctx.storage.resolve_output(params.output_s3_uri, "output_s3_uri")
     fmt = params.format or ("markdown" if dest.suffix in (".md", ".markdown") else "html")
     source = _gather(ctx, params)
     ctx.check_cancelled()
@@ -309,6 +309,7 @@ def generate_report(ctx: ToolContext, params: GenerateReportInput) -> ToolOutput
         document = render_markdown(title, subtitle, sections, files)
         for image in images:  # the images first, so the report never links a missing file
             loc = ctx.storage.sibling(dest, files[image.name])
+            ctx.storage.check_output(loc, "output_s3_uri", "data")
             ctx.storage.write_bytes(loc, image.png, "image/png")
             image_uris.append(loc.uri)
             artifacts.append(Artifact(uri=loc.uri, name=loc.name, mime_type="image/png"))

@@ -202,6 +202,7 @@ def visualization(ctx: ToolContext, params: VisualizationInput) -> ToolOutput:
         if params.output_s3_uri
         else ctx.storage.join(folder, "plots", f"{params.plot_type}.png")
     )
+    ctx.storage.check_output(dest, "output_s3_uri", "evaluation")
     predictions = None
     warnings = []
     if params.plot_type not in PREDICTION_PLOTS and params.test_data_s3_uri:

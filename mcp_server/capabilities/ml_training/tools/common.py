@@ -35,6 +35,7 @@ def output_folder(storage: S3Utils, uri: str, field: str = "model_output_s3_uri"
         )
     if loc.scheme == "local" and loc.path is not None and loc.path.is_file():
         raise InvalidInputError(f"{loc.uri} is an existing file, not a folder", field=field)
+    storage.check_output(loc, field, "model")
     return loc
 
 

@@ -42,7 +42,7 @@ def save_model(ctx: ToolContext, params: SaveModelInput) -> ToolOutput:
             artifacts=[Artifact(dest.uri, "model bundle", "inode/directory")],
             summary=f"Copied the bundle to {dest.uri}",
         )
-    dest = storage.resolve(params.output_s3_uri, "output_s3_uri")
+    dest = storage.resolve_output(params.output_s3_uri, "output_s3_uri")
     if dest.suffix != ".onnx":
         raise InvalidInputError(
             "an ONNX export is a single .onnx file", field="output_s3_uri", hint="Use a name such as models/rf.onnx."

@@ -252,7 +252,16 @@ def fit_xgboost(
         early_stopping_rounds=early_stopping,
         callbacks=[_round_callback(job, total)],
     )
-    model.fit(data.x_train, y_train, eval_set=eval_set, verbose=False)
+    try:
+        model.fit(data.x_train, y_train, eval_set=eval_set, verbose=False)
+    except xgb.core.XGBoostError as exc:
+        # XGBoost checks its parameters itself (in float32: 1e308 is out of range): say which.
+        detail = str(exc).strip().splitlines()[0].split(": ", 1)[-1][:200]
+        raise InvalidInputError(
+            f"XGBoost refused the settings: {detail}",
+            field="hyperparameters",
+            hint="Use values in XGBoost's ranges (floats must fit in float32, below 3.4e38).",
+        ) from None
     job.check_cancelled()
     model.set_params(callbacks=None)
     history = _xgb_history(model.evals_result())

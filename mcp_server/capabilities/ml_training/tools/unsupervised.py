@@ -64,9 +64,13 @@ def _cluster_sizes(labels: np.ndarray) -> list[int]:
 
 
 def _default_sibling(storage: S3Utils, model_loc: Location, suffix: str, explicit: str | None, field: str) -> Location:
-    if explicit:
-        return storage.resolve(explicit, field)
-    return storage.sibling(model_loc, f"{model_loc.name}-{suffix}.parquet")
+    loc = (
+        storage.resolve(explicit, field)
+        if explicit
+        else storage.sibling(model_loc, f"{model_loc.name}-{suffix}.parquet")
+    )
+    storage.check_output(loc, field, "data")
+    return loc
 
 
 # ------------------------------------------------------------------------- k-means
@@ -149,6 +153,36 @@ def fit_kmeans(job: Job, storage: S3Utils, params: TrainKMeansInput, model_loc: 
 
 
 # ------------------------------------------------------------------------- DBSCAN
+# DBSCAN holds every point's eps-neighbourhood at once: memory grows with rows x neighbours, so
+# eps=1e9 on 200k rows would need hundreds of GB. Estimated from a sample before fitting.
+DBSCAN_MAX_NEIGHBOUR_PAIRS = 50_000_000  # about 400 MB of neighbour indices
+_DBSCAN_SAMPLE = 200
+
+
+def _check_neighbourhoods(x: np.ndarray, eps: float, metric: str, min_samples: int) -> None:
+    from sklearn.neighbors import KDTree
+
+    n = len(x)
+    if n * n <= DBSCAN_MAX_NEIGHBOUR_PAIRS:
+        return  # small enough whatever eps is
+    points = np.nan_to_num(np.asarray(x, dtype=np.float64))
+    radius = eps
+    if metric == "cosine":  # unit vectors: euclidean distance = sqrt(2 * cosine distance)
+        norms = np.linalg.norm(points, axis=1, keepdims=True)
+        points = points / np.where(norms == 0, 1, norms)
+        radius, metric = float(np.sqrt(2 * eps)), "euclidean"
+    sample = points[np.random.default_rng(0).choice(n, size=_DBSCAN_SAMPLE, replace=False)]
+    counts = KDTree(points, metric=metric).query_radius(sample, r=radius, count_only=True)
+    estimate = int(float(np.mean(counts)) * n)
+    if estimate > DBSCAN_MAX_NEIGHBOUR_PAIRS:
+        raise InvalidInputError(
+            f"eps={eps:g} gives each point about {int(np.mean(counts))} neighbours among {n} rows "
+            f"(~{estimate * 8 // 1024**2} MB of neighbourhoods, limit {DBSCAN_MAX_NEIGHBOUR_PAIRS * 8 // 1024**2} MB)",
+            field="eps",
+            hint="Lower eps (scale the features first), or sample the data, or use train_kmeans.",
+        )
+
+
 async def train_dbscan(ctx: ToolContext, params: TrainDBSCANInput) -> ToolOutput:
     model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
     return await run_trainer(
@@ -175,6 +209,7 @@ def fit_dbscan(job: Job, storage: S3Utils, params: TrainDBSCANInput, model_loc: 
             field="train_data_s3_uri",
             hint="Sample the data first, or use train_kmeans.",
         )
+    _check_neighbourhoods(data.x, params.eps, hp.metric, params.min_samples)
     job.report(1, 3, f"clustering {len(data.x)} rows")
     job.check_cancelled()
     model = DBSCAN(eps=params.eps, min_samples=params.min_samples, n_jobs=-1, **hp.model_dump()).fit(data.x)

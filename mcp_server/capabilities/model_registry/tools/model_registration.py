@@ -42,8 +42,10 @@ def register_model(ctx: ToolContext, params: RegisterModelInput) -> ToolOutput:
     name = validate_model_name(params.model_name)
     tags = validate_tags(params.tags)
     given_metrics = validate_metrics(params.metrics)
-    # Verifies every artifact's sha256 (a tampered bundle is refused) and refuses pickle files.
-    bundle = read_bundle(ctx.storage, params.model_s3_uri, "model_s3_uri", load=False)
+    # Verifies every artifact's sha256 (a tampered bundle is refused), refuses pickle files, and
+    # loads the model the way load_model does: a bundle that cannot be loaded safely (a pickle
+    # renamed model.skops, a type outside the allow-list) never becomes a version.
+    bundle = read_bundle(ctx.storage, params.model_s3_uri, "model_s3_uri", load=True)
     metadata = bundle.metadata
     metrics = {**metrics_from_bundle(metadata.get("metrics")), **given_metrics}
     lineage: dict[str, Any] = {"model_s3_uri": bundle.uri}
