@@ -224,8 +224,9 @@ ToolFn = Callable[[ToolContext, Any], Any]
 
 
 @functools.cache
-def import_tool_function(ref: str) -> ToolFn:
-    """`"package.module:function"` -> the function (imported once, on the first call)."""
+def import_tool_function(ref: str) -> Callable[..., Any]:
+    """`"package.module:function"` -> the function (its module imported on first use). The names
+    come from the capability tables in this package, never from a call or from storage."""
     module, _, name = ref.partition(":")
     fn = getattr(importlib.import_module(module), name)
     if not callable(fn):

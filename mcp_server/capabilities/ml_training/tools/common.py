@@ -1,25 +1,107 @@
-"""What every trainer tool does around its fitting code: check the call, run the work as a job,
-wait for it up to max_wait_seconds, and shape the result (or the job handle) for the client."""
+"""Trainers as data, and what every trainer tool does around its fitting code.
+
+A `Trainer` row (name, models, and the names of its fit and prepare functions) becomes a tool:
+check the call (the output folder, the inputs that must exist, the trainer's own `prepare`),
+run the fit as a job in a worker process, wait for it up to max_wait_seconds, and shape the
+result (or the job handle) for the client. Adding a trainer is one fit function and one row.
+
+Fit and prepare functions are named ("module:function"), not imported: the server imports a
+`prepare` module when a call needs it, and only the worker process imports the fit's.
+"""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
 
-from mcp_server.capabilities.base import Artifact, ToolContext, ToolOutput
+from mcp_server.capabilities.base import Artifact, ToolContext, ToolOutput, ToolSpec, import_tool_function
 from mcp_server.capabilities.ml_training.schemas import JobInput, TrainingOutput
-from mcp_server.common.bundles import METADATA
+from mcp_server.common.bundles import METADATA, Family, write_bundle
 from mcp_server.common.exceptions import CancelledError, InvalidInputError, MLOpsError, NotFoundError
 from mcp_server.common.history import capped_history
 from mcp_server.common.jobs import Job, run_job
 from mcp_server.common.s3_utils import Location, S3Utils
 from mcp_server.common.workers import ProcessTask
 
-Fit = Callable[..., dict[str, Any]]  # fit(job, storage, *args), module-level: it runs in a worker process
+Fit = Callable[..., dict[str, Any]]  # fit(job, storage, params, model_loc, *prepared), in a worker process
+Prepare = Callable[[S3Utils, Any, Location], tuple[Any, ...]]  # checks before any job; returns more fit args
 _DATA_INPUTS = ("train_data_s3_uri", "validation_data_s3_uri")
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """One trainer as data: the tool and its job are built from this row."""
+
+    name: str
+    title: str
+    description: str
+    unit: str  # what one progress step is: "boosting round", "epoch", ...
+    input_model: type[JobInput]
+    output_model: type[TrainingOutput]
+    fit: str  # "module:function": fit(job, storage, params, model_loc, *prepared)
+    prepare: str | None = None  # "module:function": prepare(storage, params, model_loc) -> prepared
+
+    def tool_spec(self) -> ToolSpec:
+        return ToolSpec(
+            name=self.name,
+            title=self.title,
+            description=f"{self.description} A job; progress per {self.unit}.",
+            input_model=self.input_model,
+            output_model=self.output_model,
+            fn=functools.partial(train, self),
+            read_only=False,
+            destructive=True,  # overwrites an existing output
+            idempotent=True,  # with random_state, the same call writes the same model again
+            open_world=False,
+        )
+
+
+async def train(trainer: Trainer, ctx: ToolContext, params: Any) -> ToolOutput:
+    """The tool function of every trainer (`params`: an instance of its input model)."""
+
+    def check() -> tuple[Location, tuple[Any, ...]]:
+        model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
+        prepared: tuple[Any, ...] = ()
+        if trainer.prepare:
+            prepare: Prepare = import_tool_function(trainer.prepare)
+            prepared = prepare(ctx.storage, params, model_loc)
+        return model_loc, prepared
+
+    # Checks do I/O (S3 HEAD) and may import a module: off the event loop.
+    model_loc, prepared = await anyio.to_thread.run_sync(check)
+    return await run_trainer(
+        ctx,
+        trainer.name,
+        params,
+        trainer.output_model,
+        trainer.fit,
+        (params, model_loc, *prepared),
+        model_loc=model_loc,
+    )
+
+
+def publish_bundle(
+    job: Job,
+    storage: S3Utils,
+    model_loc: Location,
+    model: Any,
+    family: Family,
+    meta: dict[str, Any],
+    total: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The end of every fit: write the bundle (past the commit point, metadata last) and report done.
+    `extra` goes to `write_bundle` (preprocessor, extra_files)."""
+    job.report(total - 0.5, total, "writing the model bundle")
+    final = write_bundle(storage, model_loc, model, family, meta, check_cancelled=job.begin_publish, **extra)
+    job.mark("write")
+    job.report(total, total, "done")
+    return final
 
 
 def output_folder(storage: S3Utils, uri: str, field: str = "model_output_s3_uri") -> Location:
@@ -50,13 +132,13 @@ async def run_trainer(
     tool: str,
     params: JobInput,
     output_model: type[TrainingOutput],
-    fit: Fit,
+    fit: str,
     fit_args: tuple[Any, ...],
     *,
     model_loc: Location,
 ) -> ToolOutput:
-    """Run `fit(job, storage, *fit_args)` as a job in a worker process and answer with its result,
-    or with the job handle if it outlives the wait."""
+    """Run the fit named `fit` as `fit(job, storage, *fit_args)` in a worker process and answer
+    with its result, or with the job handle if it outlives the wait."""
     inputs = {name: getattr(params, name, None) for name in _DATA_INPUTS}
     # Existence checks are quick but do I/O (S3 HEAD): off the event loop, before any job exists,
     # so a typo fails at once even with wait=false.
@@ -69,7 +151,9 @@ async def run_trainer(
     return job_output(ctx, job, output_model, model_loc)
 
 
-def _timed(job: Job, storage: S3Utils, fit: Fit, *args: Any) -> dict[str, Any]:
+def _timed(job: Job, storage: S3Utils, fit_name: str, *args: Any) -> dict[str, Any]:
+    """Runs in the worker: imports the fit there, runs it, and records how long it took."""
+    fit: Fit = import_tool_function(fit_name)
     started = time.perf_counter()
     result = fit(job, storage, *args)
     result["training_seconds"] = round(time.perf_counter() - started, 3)

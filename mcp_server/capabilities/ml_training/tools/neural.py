@@ -6,21 +6,26 @@ from typing import Any
 
 import numpy as np
 
-from mcp_server.capabilities.base import ToolContext, ToolOutput
 from mcp_server.capabilities.ml_training.data import resolve_seed, supervised_metadata, supervised_metrics
 from mcp_server.capabilities.ml_training.schemas import (
     NeuralNetworkHyperparameters,
     TrainNeuralNetworkInput,
-    TrainNeuralNetworkOutput,
 )
-from mcp_server.capabilities.ml_training.tools.common import output_folder, run_trainer
+from mcp_server.capabilities.ml_training.tools.common import publish_bundle
 from mcp_server.capabilities.ml_training.tools.supervised import load_supervised, supervised_result
-from mcp_server.common.bundles import Family, write_bundle
+from mcp_server.common.bundles import Family
 from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.jobs import Job
 from mcp_server.common.s3_utils import Location, S3Utils
 
 _SHORTCUTS = ("hidden_layers", "epochs", "batch_size", "learning_rate")
+
+
+def prepare_neural_network(
+    storage: S3Utils, params: TrainNeuralNetworkInput, model_loc: Location
+) -> tuple[NeuralNetworkHyperparameters]:
+    """Before the job: the settings, merged and checked."""
+    return (effective_hyperparameters(params),)
 
 
 def effective_hyperparameters(params: TrainNeuralNetworkInput) -> NeuralNetworkHyperparameters:
@@ -43,20 +48,6 @@ def effective_hyperparameters(params: TrainNeuralNetworkInput) -> NeuralNetworkH
     return NeuralNetworkHyperparameters.model_validate({**base.model_dump(), **updates})
 
 
-async def train_neural_network(ctx: ToolContext, params: TrainNeuralNetworkInput) -> ToolOutput:
-    model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
-    hp = effective_hyperparameters(params)
-    return await run_trainer(
-        ctx,
-        "train_neural_network",
-        params,
-        TrainNeuralNetworkOutput,
-        fit_neural_network,
-        (params, hp, model_loc),
-        model_loc=model_loc,
-    )
-
-
 def _fitter(framework: str) -> tuple[Any, Family, str]:
     """(fit function, bundle family, library name) of a framework; imported only when used."""
     if framework == "pytorch":
@@ -69,7 +60,7 @@ def _fitter(framework: str) -> tuple[Any, Family, str]:
 
 
 def fit_neural_network(
-    job: Job, storage: S3Utils, params: TrainNeuralNetworkInput, hp: NeuralNetworkHyperparameters, model_loc: Location
+    job: Job, storage: S3Utils, params: TrainNeuralNetworkInput, model_loc: Location, hp: NeuralNetworkHyperparameters
 ) -> dict[str, Any]:
     seed = resolve_seed(params.random_state)
     total = hp.epochs + 3
@@ -126,10 +117,5 @@ def fit_neural_network(
         job_id=job.job_id,
         extra={"framework": params.framework, "epochs_run": len(history), "best_epoch": best_epoch},
     )
-    job.report(total - 1, total, "writing the model bundle")
-    final = write_bundle(
-        storage, model_loc, model, family, meta, preprocessor=data.preprocessor, check_cancelled=job.begin_publish
-    )
-    job.mark("write")
-    job.report(total, total, "done")
+    final = publish_bundle(job, storage, model_loc, model, family, meta, total, preprocessor=data.preprocessor)
     return supervised_result(data, final, framework=params.framework, epochs_run=len(history), best_epoch=best_epoch)

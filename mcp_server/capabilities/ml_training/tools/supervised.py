@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from mcp_server.capabilities.base import ToolContext, ToolOutput
 from mcp_server.capabilities.ml_training.data import (
     SupervisedData,
     importance_dict,
@@ -22,13 +21,10 @@ from mcp_server.capabilities.ml_training.schemas import (
     RandomForestHyperparameters,
     SupervisedInput,
     TrainRandomForestInput,
-    TrainRandomForestOutput,
     TrainXGBoostInput,
-    TrainXGBoostOutput,
     XGBoostHyperparameters,
 )
-from mcp_server.capabilities.ml_training.tools.common import output_folder, run_trainer
-from mcp_server.common.bundles import write_bundle
+from mcp_server.capabilities.ml_training.tools.common import publish_bundle
 from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.jobs import Job
 from mcp_server.common.s3_utils import Location, S3Utils
@@ -73,20 +69,6 @@ def supervised_result(data: SupervisedData, meta: dict[str, Any], **extra: Any) 
 
 
 # ------------------------------------------------------------------------- random forest
-async def train_random_forest(ctx: ToolContext, params: TrainRandomForestInput) -> ToolOutput:
-    model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
-    hp = params.hyperparameters or RandomForestHyperparameters()
-    return await run_trainer(
-        ctx,
-        "train_random_forest",
-        params,
-        TrainRandomForestOutput,
-        fit_random_forest,
-        (params, hp, model_loc),
-        model_loc=model_loc,
-    )
-
-
 def _forest(task: str, hp: RandomForestHyperparameters, seed: int) -> Any:
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
@@ -121,10 +103,11 @@ def _forest(task: str, hp: RandomForestHyperparameters, seed: int) -> Any:
 
 
 def fit_random_forest(
-    job: Job, storage: S3Utils, params: TrainRandomForestInput, hp: RandomForestHyperparameters, model_loc: Location
+    job: Job, storage: S3Utils, params: TrainRandomForestInput, model_loc: Location
 ) -> dict[str, Any]:
     import os
 
+    hp = params.hyperparameters or RandomForestHyperparameters()
     seed = resolve_seed(params.random_state)
     total = hp.n_estimators + 2
     job.report(0, total, "reading data")
@@ -168,30 +151,11 @@ def fit_random_forest(
         feature_importance=importance_dict(data.feature_names, forest.feature_importances_),
         job_id=job.job_id,
     )
-    job.report(total - 0.5, total, "writing the model bundle")
-    final = write_bundle(
-        storage, model_loc, forest, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.begin_publish
-    )
-    job.mark("write")
-    job.report(total, total, "done")
+    final = publish_bundle(job, storage, model_loc, forest, "sklearn", meta, total, preprocessor=data.preprocessor)
     return supervised_result(data, final)
 
 
 # ------------------------------------------------------------------------- XGBoost
-async def train_xgboost(ctx: ToolContext, params: TrainXGBoostInput) -> ToolOutput:
-    model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
-    hp = params.hyperparameters or XGBoostHyperparameters()
-    return await run_trainer(
-        ctx,
-        "train_xgboost",
-        params,
-        TrainXGBoostOutput,
-        fit_xgboost,
-        (params, hp, model_loc),
-        model_loc=model_loc,
-    )
-
-
 def _round_callback(job: Job, total: int) -> Any:
     import xgboost as xgb
 
@@ -218,11 +182,10 @@ def _xgb_history(evals: dict[str, dict[str, list[float]]]) -> list[dict[str, Any
     return history
 
 
-def fit_xgboost(
-    job: Job, storage: S3Utils, params: TrainXGBoostInput, hp: XGBoostHyperparameters, model_loc: Location
-) -> dict[str, Any]:
+def fit_xgboost(job: Job, storage: S3Utils, params: TrainXGBoostInput, model_loc: Location) -> dict[str, Any]:
     import xgboost as xgb
 
+    hp = params.hyperparameters or XGBoostHyperparameters()
     seed = resolve_seed(params.random_state)
     total = hp.n_estimators + 3
     job.report(0, total, "reading data")
@@ -284,10 +247,5 @@ def fit_xgboost(
         job_id=job.job_id,
         extra={"best_iteration": best},
     )
-    job.report(total - 1, total, "writing the model bundle")
-    final = write_bundle(
-        storage, model_loc, model, "xgboost", meta, preprocessor=data.preprocessor, check_cancelled=job.begin_publish
-    )
-    job.mark("write")
-    job.report(total, total, "done")
+    final = publish_bundle(job, storage, model_loc, model, "xgboost", meta, total, preprocessor=data.preprocessor)
     return supervised_result(data, final, best_iteration=best)

@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mcp_server.capabilities.base import ToolContext, ToolOutput
 from mcp_server.capabilities.ml_training.data import (
     UnsupervisedData,
     prepare_unsupervised,
@@ -19,18 +18,13 @@ from mcp_server.capabilities.ml_training.schemas import (
     KMeansHyperparameters,
     PCAHyperparameters,
     TrainDBSCANInput,
-    TrainDBSCANOutput,
     TrainKMeansInput,
-    TrainKMeansOutput,
     TrainPCAInput,
-    TrainPCAOutput,
     TrainTSNEInput,
-    TrainTSNEOutput,
     TSNEHyperparameters,
     UnsupervisedInput,
 )
-from mcp_server.capabilities.ml_training.tools.common import output_folder, run_trainer
-from mcp_server.common.bundles import write_bundle
+from mcp_server.capabilities.ml_training.tools.common import publish_bundle
 from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.jobs import Job
 from mcp_server.common.metrics import clustering_metrics
@@ -74,19 +68,10 @@ def _default_sibling(storage: S3Utils, model_loc: Location, suffix: str, explici
 
 
 # ------------------------------------------------------------------------- k-means
-async def train_kmeans(ctx: ToolContext, params: TrainKMeansInput) -> ToolOutput:
-    model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
+def prepare_kmeans(storage: S3Utils, params: TrainKMeansInput, model_loc: Location) -> tuple[()]:
     if params.n_clusters is None and params.min_clusters > params.max_clusters:
         raise InvalidInputError("min_clusters is above max_clusters", field="min_clusters")
-    return await run_trainer(
-        ctx,
-        "train_kmeans",
-        params,
-        TrainKMeansOutput,
-        fit_kmeans,
-        (params, model_loc),
-        model_loc=model_loc,
-    )
+    return ()
 
 
 def fit_kmeans(job: Job, storage: S3Utils, params: TrainKMeansInput, model_loc: Location) -> dict[str, Any]:
@@ -144,11 +129,7 @@ def fit_kmeans(job: Job, storage: S3Utils, params: TrainKMeansInput, model_loc: 
             "label_column": params.label_column,
         },
     )
-    final = write_bundle(
-        storage, model_loc, model, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.begin_publish
-    )
-    job.mark("write")
-    job.report(total, total, "done")
+    final = publish_bundle(job, storage, model_loc, model, "sklearn", meta, total, preprocessor=data.preprocessor)
     return _result(final, n_clusters=int(model.n_clusters), cluster_sizes=sizes)
 
 
@@ -181,19 +162,6 @@ def _check_neighbourhoods(x: np.ndarray, eps: float, metric: str, min_samples: i
             field="eps",
             hint="Lower eps (scale the features first), or sample the data, or use train_kmeans.",
         )
-
-
-async def train_dbscan(ctx: ToolContext, params: TrainDBSCANInput) -> ToolOutput:
-    model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
-    return await run_trainer(
-        ctx,
-        "train_dbscan",
-        params,
-        TrainDBSCANOutput,
-        fit_dbscan,
-        (params, model_loc),
-        model_loc=model_loc,
-    )
 
 
 def fit_dbscan(job: Job, storage: S3Utils, params: TrainDBSCANInput, model_loc: Location) -> dict[str, Any]:
@@ -240,34 +208,19 @@ def fit_dbscan(job: Job, storage: S3Utils, params: TrainDBSCANInput, model_loc: 
             "label_column": params.label_column,
         },
     )
-    final = write_bundle(
-        storage, model_loc, model, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.begin_publish
-    )
-    job.mark("write")
-    job.report(3, 3, "done")
+    final = publish_bundle(job, storage, model_loc, model, "sklearn", meta, 3, preprocessor=data.preprocessor)
     warnings = ["every point is noise: raise eps or lower min_samples"] if n_clusters == 0 else []
     return _result(final, n_clusters=n_clusters, n_noise=n_noise, cluster_sizes=sizes, warnings=warnings)
 
 
 # ------------------------------------------------------------------------- PCA
-async def train_pca(ctx: ToolContext, params: TrainPCAInput) -> ToolOutput:
-    model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
-    out_loc = _default_sibling(
-        ctx.storage, model_loc, "transformed", params.transformed_output_s3_uri, "transformed_output_s3_uri"
-    )
+def prepare_pca(storage: S3Utils, params: TrainPCAInput, model_loc: Location) -> tuple[Location]:
     if isinstance(params.n_components, float) and not params.n_components < 1:
         raise InvalidInputError(
             "n_components as a variance ratio must be below 1", field="n_components", hint="Use e.g. 0.95, or a count."
         )
-    return await run_trainer(
-        ctx,
-        "train_pca",
-        params,
-        TrainPCAOutput,
-        fit_pca,
-        (params, model_loc, out_loc),
-        model_loc=model_loc,
-    )
+    field = "transformed_output_s3_uri"
+    return (_default_sibling(storage, model_loc, "transformed", params.transformed_output_s3_uri, field),)
 
 
 def fit_pca(
@@ -333,12 +286,7 @@ def fit_pca(
             "output_columns": columns,
         },
     )
-    job.report(3, 4, "writing the model bundle")
-    final = write_bundle(
-        storage, model_loc, model, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.begin_publish
-    )
-    job.mark("write")
-    job.report(4, 4, "done")
+    final = publish_bundle(job, storage, model_loc, model, "sklearn", meta, 4, preprocessor=data.preprocessor)
     return _result(
         final,
         n_components=int(model.n_components_),
@@ -349,20 +297,9 @@ def fit_pca(
 
 
 # ------------------------------------------------------------------------- t-SNE
-async def train_tsne(ctx: ToolContext, params: TrainTSNEInput) -> ToolOutput:
-    model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
-    out_loc = _default_sibling(
-        ctx.storage, model_loc, "embedding", params.embedding_output_s3_uri, "embedding_output_s3_uri"
-    )
-    return await run_trainer(
-        ctx,
-        "train_tsne",
-        params,
-        TrainTSNEOutput,
-        fit_tsne,
-        (params, model_loc, out_loc),
-        model_loc=model_loc,
-    )
+def prepare_tsne(storage: S3Utils, params: TrainTSNEInput, model_loc: Location) -> tuple[Location]:
+    field = "embedding_output_s3_uri"
+    return (_default_sibling(storage, model_loc, "embedding", params.embedding_output_s3_uri, field),)
 
 
 def fit_tsne(
@@ -434,12 +371,7 @@ def fit_tsne(
             "output_columns": columns,
         },
     )
-    job.report(3, 4, "writing the model bundle")
-    final = write_bundle(
-        storage, model_loc, model, "sklearn", meta, preprocessor=data.preprocessor, check_cancelled=job.begin_publish
-    )
-    job.mark("write")
-    job.report(4, 4, "done")
+    final = publish_bundle(job, storage, model_loc, model, "sklearn", meta, 4, preprocessor=data.preprocessor)
     return _result(
         final, embedding_s3_uri=out_loc.uri, n_rows_embedded=len(data.x), sampled=len(rows) < n, warnings=warnings
     )

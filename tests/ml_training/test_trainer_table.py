@@ -1,0 +1,35 @@
+"""Trainers are data: every row names functions that exist, and becomes one tool."""
+
+from __future__ import annotations
+
+import inspect
+
+from mcp_server.capabilities.base import import_tool_function
+from mcp_server.capabilities.ml_training.capability import TRAINERS
+from mcp_server.router import ToolRouter
+
+
+def test_every_trainer_names_a_fit_and_prepare_that_import() -> None:
+    for trainer in TRAINERS:
+        fit = import_tool_function(trainer.fit)
+        assert list(inspect.signature(fit).parameters)[:4] == ["job", "storage", "params", "model_loc"], trainer.name
+        if trainer.prepare:
+            prepare = import_tool_function(trainer.prepare)
+            assert list(inspect.signature(prepare).parameters) == ["storage", "params", "model_loc"], trainer.name
+
+
+def test_each_trainer_row_is_one_tool_with_its_models(router: ToolRouter) -> None:
+    for trainer in TRAINERS:
+        spec = router.spec(trainer.name)
+        assert (spec.input_model, spec.output_model) == (trainer.input_model, trainer.output_model)
+        assert spec.description.endswith(f"A job; progress per {trainer.unit}.")
+        assert spec.destructive and not spec.read_only
+
+
+async def test_a_prepare_check_fails_before_any_job_exists(router: ToolRouter) -> None:
+    result = await router.call(
+        "train_kmeans",
+        {"train_data_s3_uri": "d.parquet", "model_output_s3_uri": "m/k", "min_clusters": 5, "max_clusters": 3},
+    )
+    assert result.is_error and "min_clusters" in result.content[0].text  # type: ignore[union-attr]
+    assert router.services._jobs is None or not router.services.jobs._jobs  # no job was ever submitted
