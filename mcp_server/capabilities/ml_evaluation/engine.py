@@ -21,6 +21,7 @@ import pandas as pd
 from mcp_server.common import inference
 from mcp_server.common import metrics as m
 from mcp_server.common.bundles import Bundle, bundle_location, now_iso
+from mcp_server.common.datasets import read_dataset
 from mcp_server.common.exceptions import BadFormatError, InvalidInputError
 from mcp_server.common.s3_utils import S3Utils, json_bytes, parse_json
 
@@ -110,11 +111,8 @@ def check_metric_names(task: str, names: list[str], field: str, label_column: st
 
 
 def read_test_data(storage: S3Utils, uri: str, field: str = "test_data_s3_uri") -> tuple[str, pd.DataFrame]:
-    loc = storage.resolve(uri, field)
-    frame = storage.read_dataframe(loc, None, field)
-    if frame.empty:
-        raise InvalidInputError(f"{loc.uri} has no rows", field=field, hint="Pass a non-empty test set.")
-    return loc.uri, frame
+    dataset = read_dataset(storage, uri, field)
+    return dataset.uri, dataset.frame
 
 
 # ---------------------------------------------------------------------------- labels

@@ -9,7 +9,6 @@ fingerprinted and checked the same way.
 from __future__ import annotations
 
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,45 +16,17 @@ import numpy as np
 import pandas as pd
 
 from mcp_server.common import bundles
+from mcp_server.common.datasets import read_dataset, require_columns
 from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.inference import feature_matrix, predict, predict_proba, target_vector
 from mcp_server.common.logger import get_logger
 from mcp_server.common.metrics import classification_metrics, regression_metrics
-from mcp_server.common.s3_utils import Location, S3Utils, sha256_file
+from mcp_server.common.s3_utils import S3Utils
 
 _log = get_logger(__name__)
 
 TRAIN_SCORE_MAX_ROWS = 50_000  # train metrics are computed on a fixed sample beyond this (±0.5 % at worst)
 _CLASSIFICATION_MAX_DISTINCT = 20
-
-
-@dataclass
-class Dataset:
-    """A table read from storage with its fingerprint and the lineage a preprocessing tool left."""
-
-    uri: str
-    frame: pd.DataFrame
-    fingerprint: str
-    lineage: dict[str, Any]
-
-
-def read_dataset(storage: S3Utils, uri: str, field: str) -> Dataset:
-    """Read a table once (one download for S3): content sha256, lineage and the DataFrame."""
-    loc = storage.resolve(uri, field)
-    if not storage.exists(loc):
-        raise InvalidInputError(f"{loc.uri} does not exist", field=field, hint="Check the URI or list the prefix.")
-    with storage.local_file(loc) as path, ThreadPoolExecutor(max_workers=1) as pool:
-        # hashlib and the Parquet reader both release the GIL: hash while parsing.
-        digest = pool.submit(sha256_file, path)
-        # A local Location over the downloaded copy lets the storage readers parse it without a
-        # second download; its key keeps the original name so the format is still detected.
-        local = loc if loc.scheme == "local" else Location("local", loc.key, path=path)
-        lineage = storage.read_lineage(local)
-        frame = storage.read_dataframe(local, field=field)
-        fingerprint = digest.result()
-    if frame.empty:
-        raise InvalidInputError(f"{loc.uri} has no rows", field=field)
-    return Dataset(uri=loc.uri, frame=frame, fingerprint=fingerprint, lineage=lineage)
 
 
 def load_preprocessor(storage: S3Utils, lineage: dict[str, Any]) -> Any:
@@ -127,13 +98,7 @@ class SupervisedData:
 
 def chosen_columns(frame: pd.DataFrame, columns: list[str], field: str) -> list[str]:
     """The columns a call named, deduplicated in order; any that the data lacks is an error."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InvalidInputError(
-            f"columns {missing[:10]} are not in the data",
-            field=field,
-            hint=f"Available columns: {list(map(str, frame.columns))[:20]}",
-        )
+    require_columns(frame, columns, field)
     return list(dict.fromkeys(columns))
 
 

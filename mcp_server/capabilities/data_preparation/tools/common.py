@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -21,14 +20,6 @@ MIME = {
     "parquet": "application/vnd.apache.parquet",
     "skops": "application/octet-stream",
 }
-
-
-def read_frame(ctx: ToolContext, uri: str, field: str, file_format: str | None = None) -> tuple[Location, pd.DataFrame]:
-    """Resolve and read a dataset; column names become strings so every tool can name them."""
-    loc = ctx.storage.resolve(uri, field)
-    frame = ctx.storage.read_dataframe(loc, file_format, field)
-    frame.columns = [str(c) for c in frame.columns]
-    return loc, frame
 
 
 def stem(loc: Location) -> str:
@@ -61,19 +52,6 @@ def check_data_output(ctx: ToolContext, out: Location, source: Location, field: 
             hint="Choose another output URI.",
         )
     ctx.storage.check_output(out, field, "data")
-
-
-def require_columns(frame: pd.DataFrame, columns: Iterable[str], field: str) -> None:
-    """Every name must be a column; the error names the first unknown one and the choices."""
-    available = [str(c) for c in frame.columns]
-    for column in columns:
-        if column not in frame.columns:
-            close = difflib.get_close_matches(column, available, n=3)
-            maybe = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise InvalidInputError(
-                f"column {column!r} is not in the data.{maybe} Available columns: {available[:50]}",
-                field=field,
-            )
 
 
 def json_values(values: Iterable[Any]) -> list[Any]:

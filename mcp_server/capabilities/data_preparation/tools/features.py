@@ -25,13 +25,8 @@ from mcp_server.capabilities.data_preparation.schemas import (
     OneHotOp,
     PolynomialOp,
 )
-from mcp_server.capabilities.data_preparation.tools.common import (
-    MIME,
-    json_values,
-    output_location,
-    read_frame,
-    require_columns,
-)
+from mcp_server.capabilities.data_preparation.tools.common import MIME, json_values, output_location
+from mcp_server.common.datasets import read_frame, require_columns
 from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.s3_utils import data_format_of
 
@@ -41,7 +36,7 @@ Derived = tuple[dict[str, pd.Series], list[str]]
 
 
 def feature_engineering(ctx: ToolContext, params: FeatureEngineeringInput) -> ToolOutput:
-    loc, frame = read_frame(ctx, params.dataset_s3_uri, "dataset_s3_uri", params.file_format)
+    loc, frame = read_frame(ctx.storage, params.dataset_s3_uri, "dataset_s3_uri", params.file_format)
     out_loc = output_location(ctx, params.output_s3_uri, loc, "features.parquet")
     fmt = data_format_of(out_loc, None, "output_s3_uri")
     original = list(frame.columns)

@@ -6,6 +6,7 @@ import json
 
 from mcp_server.capabilities.base import ToolContext, ToolOutput
 from mcp_server.capabilities.data_preparation.schemas import LoadDatasetInput, LoadDatasetOutput
+from mcp_server.common.datasets import read_frame
 
 # Per-column listings beyond this would make one answer megabytes long (a 10,001-column CSV):
 # the first columns are listed, `columns` still counts them all.
@@ -13,8 +14,7 @@ MAX_LISTED_COLUMNS = 200
 
 
 def load_dataset(ctx: ToolContext, params: LoadDatasetInput) -> ToolOutput:
-    loc = ctx.storage.resolve(params.s3_uri, "s3_uri")
-    frame = ctx.storage.read_dataframe(loc, params.file_format, "s3_uri")
+    loc, frame = read_frame(ctx.storage, params.s3_uri, "s3_uri", params.file_format)
     listed = frame.iloc[:, :MAX_LISTED_COLUMNS]
     # to_json handles NaN, timestamps and numpy scalars; the preview must be plain JSON.
     preview = json.loads(listed.head(params.preview_rows).to_json(orient="records", date_format="iso"))

@@ -24,15 +24,9 @@ from mcp_server.capabilities.data_preparation.schemas import (
     PreprocessSupervisedOutput,
     PreprocessUnsupervisedInput,
 )
-from mcp_server.capabilities.data_preparation.tools.common import (
-    MIME,
-    check_data_output,
-    output_location,
-    read_frame,
-    require_columns,
-    stem,
-)
+from mcp_server.capabilities.data_preparation.tools.common import MIME, check_data_output, output_location, stem
 from mcp_server.common.bundles import save_skops
+from mcp_server.common.datasets import read_frame, require_columns
 from mcp_server.common.exceptions import BadFormatError, InvalidInputError
 from mcp_server.common.s3_utils import Location, data_format_of
 
@@ -57,7 +51,7 @@ class _Fitted:
 
 
 def preprocess_supervised(ctx: ToolContext, params: PreprocessSupervisedInput) -> ToolOutput:
-    loc, frame = read_frame(ctx, params.dataset_s3_uri, "dataset_s3_uri", params.file_format)
+    loc, frame = read_frame(ctx.storage, params.dataset_s3_uri, "dataset_s3_uri", params.file_format)
     target = params.target_column
     require_columns(frame, [target], "target_column")
     require_columns(frame, params.keep_columns, "keep_columns")
@@ -87,7 +81,7 @@ def preprocess_supervised(ctx: ToolContext, params: PreprocessSupervisedInput) -
 
 
 def preprocess_unsupervised(ctx: ToolContext, params: PreprocessUnsupervisedInput) -> ToolOutput:
-    loc, frame = read_frame(ctx, params.dataset_s3_uri, "dataset_s3_uri", params.file_format)
+    loc, frame = read_frame(ctx.storage, params.dataset_s3_uri, "dataset_s3_uri", params.file_format)
     require_columns(frame, params.keep_columns, "keep_columns")
     if params.columns:
         require_columns(frame, params.columns, "columns")

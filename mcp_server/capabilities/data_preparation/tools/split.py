@@ -14,13 +14,8 @@ import pandas as pd
 
 from mcp_server.capabilities.base import Artifact, ToolContext, ToolOutput
 from mcp_server.capabilities.data_preparation.schemas import SplitDatasetInput, SplitDatasetOutput
-from mcp_server.capabilities.data_preparation.tools.common import (
-    MIME,
-    check_data_output,
-    read_frame,
-    require_columns,
-    stem,
-)
+from mcp_server.capabilities.data_preparation.tools.common import MIME, check_data_output, stem
+from mcp_server.common.datasets import read_frame, require_columns
 from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.s3_utils import Location
 
@@ -31,7 +26,7 @@ _TOLERANCE = 1e-6
 
 def split_dataset(ctx: ToolContext, params: SplitDatasetInput) -> ToolOutput:
     ratios = resolve_ratios(params.train_ratio, params.validation_ratio, params.test_ratio)
-    loc, frame = read_frame(ctx, params.dataset_s3_uri, "dataset_s3_uri", params.file_format)
+    loc, frame = read_frame(ctx.storage, params.dataset_s3_uri, "dataset_s3_uri", params.file_format)
     lineage = ctx.storage.read_lineage(loc)
     locations = _locations(ctx, params.output_prefix, loc, ratios)
     parts = [p for p in PARTS if ratios[p] > 0]

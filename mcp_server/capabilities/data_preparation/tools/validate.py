@@ -14,7 +14,8 @@ from mcp_server.capabilities.data_preparation.schemas import (
     ValidateDataOutput,
     Violation,
 )
-from mcp_server.capabilities.data_preparation.tools.common import json_values, read_frame
+from mcp_server.capabilities.data_preparation.tools.common import json_values
+from mcp_server.common.datasets import read_frame
 from mcp_server.common.exceptions import InvalidInputError
 
 _HIGH_MISSING = 0.5  # warned about when no max_missing_ratio is given
@@ -51,7 +52,7 @@ class _Report:
 
 
 def validate_data(ctx: ToolContext, params: ValidateDataInput) -> ToolOutput:
-    loc, frame = read_frame(ctx, params.data_s3_uri, "data_s3_uri", params.file_format)
+    loc, frame = read_frame(ctx.storage, params.data_s3_uri, "data_s3_uri", params.file_format)
     report = _Report(params.max_examples)
     schema = params.schema_ or {}
 
