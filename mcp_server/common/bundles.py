@@ -32,12 +32,6 @@ from mcp_server.common.s3_utils import BUNDLE_MARKER, Location, S3Utils, json_by
 Family = Literal["sklearn", "xgboost", "torch", "keras"]
 METADATA = BUNDLE_MARKER
 BUNDLE_FORMAT_VERSION = 1
-MODEL_FILES: dict[str, str] = {
-    "sklearn": "model.skops",
-    "xgboost": "model.ubj",
-    "torch": "model.safetensors",
-    "keras": "model.keras",
-}
 PREPROCESSOR_FILE = "preprocessor.skops"
 _UNSAFE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".dill", ".cloudpickle", ".sav")
 # What a .skops file may name beyond the types skops itself trusts, as exact `module.name`
@@ -162,11 +156,21 @@ def load_skops(path: Path) -> Any:
         ) from None
 
 
-def _save_xgboost(model: Any, path: Path) -> None:
+def _save_sklearn(model: Any, path: Path, metadata: dict[str, Any], max_bytes: int) -> dict[str, bytes]:
+    save_skops(model, path, max_bytes)
+    return {}
+
+
+def _load_sklearn(path: Path, metadata: dict[str, Any], extra_files: dict[str, bytes]) -> Any:
+    return load_skops(path)
+
+
+def _save_xgboost(model: Any, path: Path, metadata: dict[str, Any], max_bytes: int) -> dict[str, bytes]:
     model.save_model(str(path))
+    return {}
 
 
-def _load_xgboost(path: Path, metadata: dict[str, Any]) -> Any:
+def _load_xgboost(path: Path, metadata: dict[str, Any], extra_files: dict[str, bytes]) -> Any:
     import xgboost as xgb
 
     estimator: Any = xgb.XGBClassifier() if metadata.get("task_type") == "classification" else xgb.XGBRegressor()
@@ -181,29 +185,51 @@ def _load_xgboost(path: Path, metadata: dict[str, Any]) -> Any:
     return estimator
 
 
-# Registered by the modules that define torch / Keras models (kept out of here so that reading a
-# scikit-learn bundle never imports torch or TensorFlow).
-Saver = Callable[[Any, Path, dict[str, Any]], dict[str, bytes]]
-Loader = Callable[[Path, dict[str, Any], dict[str, bytes]], Any]
-_EXTRA_SAVERS: dict[str, Saver] = {}
-_EXTRA_LOADERS: dict[str, Loader] = {}
+# torch and Keras live in their own modules, imported only when such a bundle is written or read:
+# reading a scikit-learn bundle never imports torch or TensorFlow.
+def _save_torch(model: Any, path: Path, metadata: dict[str, Any], max_bytes: int) -> dict[str, bytes]:
+    from mcp_server.common import torch_models
+
+    return torch_models.save_torch_model(model, path, metadata)
 
 
-def register_family(family: str, saver: Saver, loader: Loader) -> None:
-    """Let a framework module (torch, Keras) plug its safe save/load into bundles.
+def _load_torch(path: Path, metadata: dict[str, Any], extra_files: dict[str, bytes]) -> Any:
+    from mcp_server.common import torch_models
 
-    `saver(model, path, metadata)` writes the model file at `path` and returns extra files
-    (name -> bytes, e.g. `architecture.json`); `loader(path, metadata, extra_files)` rebuilds it.
-    """
-    _EXTRA_SAVERS[family] = saver
-    _EXTRA_LOADERS[family] = loader
+    return torch_models.load_torch_model(path, metadata, extra_files)
 
 
-def _ensure_family_registered(family: str) -> None:
-    if family in ("torch", "keras") and family not in _EXTRA_LOADERS:
-        import importlib
+def _save_keras(model: Any, path: Path, metadata: dict[str, Any], max_bytes: int) -> dict[str, bytes]:
+    from mcp_server.common import keras_models
 
-        importlib.import_module(f"mcp_server.common.{family}_models")
+    return keras_models.save_keras_model(model, path, metadata)
+
+
+def _load_keras(path: Path, metadata: dict[str, Any], extra_files: dict[str, bytes]) -> Any:
+    from mcp_server.common import keras_models
+
+    return keras_models.load_keras_model(path, metadata, extra_files)
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How one model family is stored: its file name, and a save and a load that run no code
+    from the file. `save(model, path, metadata, max_bytes)` writes the model file and returns
+    extra files (name -> bytes, e.g. `architecture.json`); `load(path, metadata, extra_files)`
+    rebuilds the model."""
+
+    model_file: str
+    save: Callable[[Any, Path, dict[str, Any], int], dict[str, bytes]]
+    load: Callable[[Path, dict[str, Any], dict[str, bytes]], Any]
+
+
+CODECS: dict[str, Codec] = {
+    "sklearn": Codec("model.skops", _save_sklearn, _load_sklearn),
+    "xgboost": Codec("model.ubj", _save_xgboost, _load_xgboost),
+    "torch": Codec("model.safetensors", _save_torch, _load_torch),
+    "keras": Codec("model.keras", _save_keras, _load_keras),
+}
+MODEL_FILES: dict[str, str] = {family: codec.model_file for family, codec in CODECS.items()}
 
 
 # ---------------------------------------------------------------------------- write
@@ -222,21 +248,16 @@ def write_bundle(
     Everything is serialised to a temp folder first; artifacts are then published and
     `metadata.json` last, so an interrupted write never looks like a bundle.
     """
-    if family not in MODEL_FILES:
+    if family not in CODECS:
         raise InvalidInputError(f"unknown model family {family!r}")
-    _ensure_family_registered(family)
+    codec = CODECS[family]
     limit = storage.config.max_bundle_bytes
     with storage.scratch("mlops-bundle-") as folder:
         files: dict[str, Path] = {}
-        model_path = folder / MODEL_FILES[family]
+        model_path = folder / codec.model_file
         extras = dict(extra_files or {})
         try:
-            if family == "sklearn":
-                save_skops(model, model_path, limit)
-            elif family == "xgboost":
-                _save_xgboost(model, model_path)
-            else:
-                extras.update(_EXTRA_SAVERS[family](model, model_path, metadata))
+            extras.update(codec.save(model, model_path, metadata, limit))
             files[model_path.name] = model_path
             if preprocessor is not None:
                 pre_path = folder / PREPROCESSOR_FILE
@@ -263,7 +284,7 @@ def write_bundle(
             **metadata,
             "format_version": BUNDLE_FORMAT_VERSION,
             "family": family,
-            "model_file": MODEL_FILES[family],
+            "model_file": codec.model_file,
             "has_preprocessor": preprocessor is not None,
             "artifacts": artifacts,
             "created_at": metadata.get("created_at") or now_iso(),
@@ -338,16 +359,9 @@ def read_bundle(storage: S3Utils, uri: str, field: str = "model_s3_uri", load: b
             local[name] = path
         if not load:
             return bundle
-        family = metadata["family"]
         model_path = local[metadata["model_file"]]
-        if family == "sklearn":
-            bundle.model = load_skops(model_path)
-        elif family == "xgboost":
-            bundle.model = _load_xgboost(model_path, metadata)
-        else:
-            _ensure_family_registered(family)
-            extras = {n: p.read_bytes() for n, p in local.items() if n.endswith(".json")}
-            bundle.model = _EXTRA_LOADERS[family](model_path, metadata, extras)
+        extras = {n: p.read_bytes() for n, p in local.items() if n.endswith(".json") and n != METADATA}
+        bundle.model = CODECS[metadata["family"]].load(model_path, metadata, extras)
         if PREPROCESSOR_FILE in local:
             bundle.preprocessor = load_skops(local[PREPROCESSOR_FILE])
     return bundle

@@ -7,7 +7,7 @@ metadata (task, classes, target scaling). Before loading, the zip's config is ch
 only the layer classes this module builds.
 
 Keras/TensorFlow are imported inside functions only (TensorFlow takes seconds to import), so
-importing this module, which registers the "keras" bundle family, stays cheap.
+importing this module (the "keras" codec of `bundles.CODECS` calls it) stays cheap.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from mcp_server.common import bundles
 from mcp_server.common.exceptions import BadFormatError, ConfigError, InvalidInputError
 from mcp_server.common.mlp import MLPClassifierModel, MLPModel, check_architecture
 from mcp_server.common.s3_utils import json_bytes, parse_json
@@ -142,6 +141,3 @@ def load_keras_model(path: Path, metadata: dict[str, Any], extra_files: dict[str
             "model.keras does not match architecture.json (input or output size)", field="model_s3_uri"
         )
     return wrap(model, arch)
-
-
-bundles.register_family(FRAMEWORK, save_keras_model, load_keras_model)

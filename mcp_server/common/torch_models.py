@@ -5,8 +5,8 @@ Bundles hold the weights as `model.safetensors` (plain tensors, nothing executab
 `architecture.json`; loading rebuilds the network from the JSON and checks every tensor's name
 and shape against it before use. `torch.load` is never called.
 
-torch is imported inside functions only, so importing this module (which registers the "torch"
-bundle family) stays cheap.
+torch is imported inside functions only, so importing this module (the "torch" codec of
+`bundles.CODECS` calls it) stays cheap.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from mcp_server.common import bundles
 from mcp_server.common.exceptions import BadFormatError, InvalidInputError
 from mcp_server.common.mlp import MLPClassifierModel, MLPModel, check_architecture
 from mcp_server.common.s3_utils import json_bytes, parse_json
@@ -104,6 +103,3 @@ def load_torch_model(path: Path, metadata: dict[str, Any], extra_files: dict[str
         )
     skeleton.load_state_dict(tensors, strict=True, assign=True)
     return wrap(skeleton, arch)
-
-
-bundles.register_family(FRAMEWORK, save_torch_model, load_torch_model)
