@@ -76,6 +76,20 @@ def format_validation_error(error: ValidationError) -> str:
 ERROR_META_KEY = "mlops/error"
 
 
+_LOG_STRING_CHARS = 500
+
+
+def _loggable(value: Any) -> Any:
+    """Arguments as logged: long strings (a webhook payload, file contents) cut to their start."""
+    if isinstance(value, str) and len(value) > _LOG_STRING_CHARS:
+        return f"{value[:_LOG_STRING_CHARS]}... ({len(value)} characters)"
+    if isinstance(value, dict):
+        return {k: _loggable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_loggable(v) for v in value]
+    return value
+
+
 def error_result(message: str, details: dict[str, Any] | None = None) -> types.CallToolResult:
     """The message (with its field and hint) as text; the error kind machine-readable in `_meta`.
 
@@ -246,7 +260,7 @@ class ToolRouter:
             message = f"Unknown tool {name!r}{hint}. Call tools/list for the available tools."
             raise MCPError(types.INVALID_PARAMS, message)
         started = time.perf_counter()
-        log_event(_log, 20, "tool call", tool=name, arguments=redact(arguments or {}))
+        log_event(_log, 20, "tool call", tool=name, arguments=redact(_loggable(arguments or {})))
         try:
             params = spec.input_model.model_validate(arguments or {})
         except ValidationError as exc:

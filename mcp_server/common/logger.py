@@ -33,7 +33,9 @@ _SECRET_VALUE = re.compile(
 
 # `password='x'`, `"api_token": "x"`, `webhook_url=x` inside a message (a library quoting the
 # kwargs it was given): the value is masked by the name in front of it.
-_KEY_NAME = r"[\w.-]*(?:" + _SECRET_KEY.pattern[1:-1] + r")[\w.-]*"
+# Starts only at the start of a word: unanchored, `[\w.-]*` would rescan a long word from every
+# position (quadratic on a multi-megabyte argument).
+_KEY_NAME = r"(?<![\w.-])[\w.-]*(?:" + _SECRET_KEY.pattern[1:-1] + r")[\w.-]*"
 _SECRET_PAIR_QUOTED = re.compile(
     r"(?P<key>" + _KEY_NAME + r"['\"]?\s*[:=]\s*)(?P<q>['\"])(?P<value>.*?)(?P=q)", re.IGNORECASE
 )

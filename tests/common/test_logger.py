@@ -187,3 +187,9 @@ def test_redact_masks_values_of_secret_names_quoted_in_messages() -> None:
     text = "got kwargs {'render_mode': None, 'password': '" + PASSWORD + "'} and api_token=abc123 and n_rows=5"
     masked = redact(text)
     assert PASSWORD not in masked and "abc123" not in masked and "n_rows=5" in masked
+
+
+@pytest.mark.timeout(60)  # a guard against the quadratic scan this test was written for, not a speed target
+def test_redact_handles_a_multi_megabyte_argument_and_still_masks_after_it() -> None:
+    body = "a" * 3_000_000 + " password='hunter2'"
+    assert redact({"payload": body})["payload"].endswith("password='***'")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from mcp_server.common.logger import JsonFormatter, get_logger
 from mcp_server.common.telemetry import (
@@ -82,8 +83,10 @@ async def test_server_records_each_call_with_only_known_tool_names(captured: io.
     class Ctx:
         session = Session()
 
-    for name, arguments in (("load_dataset", {"s3_uri": "d.csv"}), ("load_dataset", {}), ("no_such_tool_1234", {})):
+    for name, arguments in (("load_dataset", {"s3_uri": "d.csv"}), ("load_dataset", {})):
         await server._call_tool(Ctx(), types.CallToolRequestParams(name=name, arguments=arguments))
+    with pytest.raises(MCPError):  # an unknown tool is a JSON-RPC error, and still counted
+        await server._call_tool(Ctx(), types.CallToolRequestParams(name="no_such_tool_1234", arguments={}))
     docs = [json.loads(line) for line in captured.getvalue().splitlines()]
     emf = [(d["Tool"], d["ToolErrors"]) for d in docs if "_aws" in d]
     assert emf == [("load_dataset", 0), ("load_dataset", 1), ("unknown", 1)]

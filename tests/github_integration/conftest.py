@@ -36,7 +36,13 @@ def github() -> Iterator[LoopbackGitHub]:
 
 
 def github_config(github: LoopbackGitHub, storage_root: Path, **extra: str) -> Config:
-    env = {**github.env(), "MLOPS_STORAGE_ROOT": str(storage_root), "MLOPS_CAPABILITIES": "github_integration", **extra}
+    env = {
+        **github.env(),
+        "MLOPS_STORAGE_ROOT": str(storage_root),
+        "MLOPS_CAPABILITIES": "github_integration",
+        "MLOPS_ALLOWED_BUCKETS": "mlops-test-bucket",  # the bucket the issue bodies of these tests name
+        **extra,
+    }
     env.pop("GITHUB_TOKEN")
     return Config.from_env(env)
 
