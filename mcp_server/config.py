@@ -77,6 +77,10 @@ class Config:
     default_max_wait_seconds: float = 50.0
     max_dataset_bytes: int = 2 * 1024**3
     outbound_allow: tuple[str, ...] = ()  # normalised scheme://host:port entries (common/outbound.py)
+    # Ray for reinforcement learning (ml_training/rl/ray_runtime.py): RAY_ADDRESS joins that cluster;
+    # unset, the server starts a Ray of its own with MLOPS_RAY_NUM_CPUS CPUs (None: all).
+    ray_address: str | None = None
+    ray_num_cpus: int | None = None
 
     @property
     def default_location(self) -> str:
@@ -130,5 +134,8 @@ class Config:
             default_max_wait_seconds=float(_int(env, "MLOPS_MAX_WAIT_SECONDS", 50, 0, 3600)),
             max_dataset_bytes=_int(env, "MLOPS_MAX_DATASET_MB", 2048, 1, 1024 * 1024) * 1024**2,
             outbound_allow=parse_allow_entries(env.get("MLOPS_OUTBOUND_ALLOW", "")),
+            # Ray (reinforcement learning): the cluster to join, or the size of the server's own Ray.
+            ray_address=(env.get("RAY_ADDRESS") or "").strip() or None,
+            ray_num_cpus=_int(env, "MLOPS_RAY_NUM_CPUS", 0, 1, 1024) or None,
         )
         return replace(config, **overrides) if overrides else config  # type: ignore[arg-type]

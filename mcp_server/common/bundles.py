@@ -7,6 +7,7 @@ loaded, plus `metadata.json`:
     model.ubj              XGBoost (UBJSON)
     model.safetensors      torch weights, with `architecture.json` to rebuild the module
     model.keras            Keras 3 (safe_mode loading)
+    policy.safetensors     RL policy weights, with `network.json` describing the network
     preprocessor.skops     optional fitted preprocessing pipeline applied to raw features
     metadata.json          algorithm, task, hyperparameters, features, target, classes, metrics,
                            training data URI and fingerprint, library versions, and the sha256
@@ -29,7 +30,7 @@ from typing import Any, Literal
 from mcp_server.common.exceptions import BadFormatError, InvalidInputError, NotFoundError
 from mcp_server.common.s3_utils import Location, S3Utils, json_bytes, parse_json, sha256_file
 
-Family = Literal["sklearn", "xgboost", "torch", "keras"]
+Family = Literal["sklearn", "xgboost", "torch", "keras", "policy"]
 METADATA = "metadata.json"
 BUNDLE_FORMAT_VERSION = 1
 MODEL_FILES: dict[str, str] = {
@@ -37,6 +38,7 @@ MODEL_FILES: dict[str, str] = {
     "xgboost": "model.ubj",
     "torch": "model.safetensors",
     "keras": "model.keras",
+    "policy": "policy.safetensors",  # RL policies (common/policy_models.py), with network.json
 }
 PREPROCESSOR_FILE = "preprocessor.skops"
 _UNSAFE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".dill", ".cloudpickle", ".sav")
@@ -179,7 +181,7 @@ def register_family(family: str, saver: Saver, loader: Loader) -> None:
 
 
 def _ensure_family_registered(family: str) -> None:
-    if family in ("torch", "keras") and family not in _EXTRA_LOADERS:
+    if family in ("torch", "keras", "policy") and family not in _EXTRA_LOADERS:
         import importlib
 
         importlib.import_module(f"mcp_server.common.{family}_models")

@@ -11,6 +11,7 @@ from mcp_server.capabilities.ml_evaluation.tools.evaluate import (
     evaluate_regressor,
 )
 from mcp_server.capabilities.ml_evaluation.tools.load import load_model
+from mcp_server.capabilities.ml_evaluation.tools.reinforcement import evaluate_reinforcement
 from mcp_server.capabilities.ml_evaluation.tools.report import generate_report
 from mcp_server.capabilities.ml_evaluation.tools.visualize import visualization
 
@@ -141,6 +142,23 @@ class MLEvaluationCapability(BaseCapability):
                 read_only=False,
                 destructive=True,
                 idempotent=True,
+                open_world=False,
+            ),
+            ToolSpec(
+                name="evaluate_reinforcement",
+                title="Evaluate RL policy",
+                description=(
+                    "Run a policy bundle (train_ppo, train_dqn, train_a3c) greedily for n_episodes (default 10) on "
+                    "its environment (or environment / env_spec_s3_uri), episode i seeded random_state + i: "
+                    "return mean and std, episode length, success_rate against success_threshold (default: the "
+                    "env's reward threshold), and every return. The same seed gives the same numbers." + _SAVED
+                ),
+                input_model=s.EvaluateReinforcementInput,
+                output_model=s.EvaluateReinforcementOutput,
+                fn=evaluate_reinforcement,
+                read_only=False,
+                destructive=False,
+                idempotent=False,
                 open_world=False,
             ),
         ]

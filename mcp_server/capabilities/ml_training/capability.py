@@ -11,12 +11,18 @@ from mcp_server.capabilities.ml_training import schemas as s
 from mcp_server.capabilities.ml_training.tools.export import save_model
 from mcp_server.capabilities.ml_training.tools.jobs import cancel_training_job, get_training_metrics
 from mcp_server.capabilities.ml_training.tools.neural import train_neural_network
+from mcp_server.capabilities.ml_training.tools.reinforcement import train_a3c, train_dqn, train_ppo
 from mcp_server.capabilities.ml_training.tools.supervised import train_random_forest, train_xgboost
 from mcp_server.capabilities.ml_training.tools.unsupervised import train_dbscan, train_kmeans, train_pca, train_tsne
 
 _JOB_NOTE = (
     " Runs as a job: progress is reported per {unit}; when it outlives max_wait_seconds (default 50) "
     "the call returns job_id with status running (poll get_training_metrics); wait=false returns at once."
+)
+_RL = (
+    " Environment: a Gymnasium id or env_spec_s3_uri (preprocess_reinforcement; wrappers run in the workers). "
+    "stop: target_return, max_iterations, max_timesteps, max_seconds (default: reward threshold, 200k steps "
+    "or 600 s); stopped_by says which. Writes the policy as safetensors + network.json (no pickle)."
 )
 _SUPERVISED = (
     " Takes processed data (its preprocessing pipeline is bundled) or raw numeric data; validation "
@@ -167,5 +173,36 @@ class MLTrainingCapability(BaseCapability):
                 destructive=False,
                 idempotent=True,
                 open_world=False,
+            ),
+            _trainer(
+                "train_ppo",
+                "Train PPO",
+                "Train a PPO policy with RLlib on Ray (discrete or continuous actions); defaults solve CartPole-v1. "
+                "resume_from continues a PPO bundle." + _RL,
+                "iteration",
+                s.TrainPPOInput,
+                s.TrainPPOOutput,
+                train_ppo,
+            ),
+            _trainer(
+                "train_dqn",
+                "Train DQN",
+                "Train a DQN policy with RLlib on Ray (double, dueling, n-step, prioritized replay; discrete "
+                "actions only). resume_from continues a DQN bundle." + _RL,
+                "iteration",
+                s.TrainDQNInput,
+                s.TrainDQNOutput,
+                train_dqn,
+            ),
+            _trainer(
+                "train_a3c",
+                "Train A3C",
+                "Train with asynchronous advantage actor-critic: num_workers Ray actors (default 2) send n-step "
+                "gradients to a parameter holder that applies each as it comes, no barrier; async_stats shows "
+                "updates and staleness. Discrete actions only." + _RL,
+                "iteration",
+                s.TrainA3CInput,
+                s.TrainA3COutput,
+                train_a3c,
             ),
         ]

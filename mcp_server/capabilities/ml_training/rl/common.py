@@ -1,0 +1,103 @@
+"""What every RL engine shares: the environment for a spec, the stop rule, and the run summary."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp_server.common.rl_env import make_env
+
+DEFAULT_MAX_TIMESTEPS = 200_000
+DEFAULT_MAX_SECONDS = 600.0
+STOP_REASONS = ("target_return", "max_iterations", "max_timesteps", "max_seconds")
+
+
+def make_rl_env(spec: dict[str, Any]) -> Any:
+    """The environment of a spec as the learners see it: observations flattened to one vector."""
+    from gymnasium import spaces
+    from gymnasium.wrappers import FlattenObservation
+
+    env = make_env(spec)
+    if isinstance(env.observation_space, spaces.Box) and len(env.observation_space.shape) != 1:
+        env = FlattenObservation(env)
+    return env
+
+
+def env_creator(env_config: Any) -> Any:
+    """RLlib's env factory: the spec travels in the env config, the wrappers run in the env runners."""
+    return make_rl_env(dict(env_config["spec"]))
+
+
+@dataclass
+class StopRule:
+    """When to stop: the first of target return, iterations, timesteps or seconds that is reached."""
+
+    target_return: float | None = None
+    max_iterations: int | None = None
+    max_timesteps: int | None = None
+    max_seconds: float | None = None
+
+    @classmethod
+    def from_params(cls, stop: Any, reward_threshold: float | None) -> StopRule:
+        """The given limits; none given: the env's reward threshold, 200k timesteps or 10 minutes.
+
+        A run is never unbounded: without any limit on iterations, timesteps or seconds (e.g. only
+        a target return), the 10-minute limit applies too.
+        """
+        given = {k: v for k, v in (stop.model_dump() if stop is not None else {}).items() if v is not None}
+        if not given:
+            return cls(
+                target_return=reward_threshold,
+                max_timesteps=DEFAULT_MAX_TIMESTEPS,
+                max_seconds=DEFAULT_MAX_SECONDS,
+            )
+        rule = cls(**given)
+        if rule.max_iterations is None and rule.max_timesteps is None and rule.max_seconds is None:
+            rule.max_seconds = DEFAULT_MAX_SECONDS
+        return rule
+
+    def reason(self, iteration: int, timesteps: int, return_mean: float | None, seconds: float) -> str | None:
+        if self.target_return is not None and return_mean is not None and return_mean >= self.target_return:
+            return "target_return"
+        if self.max_iterations is not None and iteration >= self.max_iterations:
+            return "max_iterations"
+        if self.max_timesteps is not None and timesteps >= self.max_timesteps:
+            return "max_timesteps"
+        if self.max_seconds is not None and seconds >= self.max_seconds:
+            return "max_seconds"
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+@dataclass
+class RLRun:
+    """The outcome of an engine: the policy's tensors and network, per-iteration history, why it stopped."""
+
+    tensors: dict[str, Any]
+    network: dict[str, Any]
+    history: list[dict[str, Any]]
+    stopped_by: str
+    timesteps: int
+    iterations: int
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def seconds(self) -> float:
+        return round(time.perf_counter() - self.started, 3)

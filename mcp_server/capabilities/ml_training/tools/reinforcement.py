@@ -1,0 +1,259 @@
+"""train_ppo, train_dqn and train_a3c: reinforcement learning on Ray, written as policy bundles.
+
+The tool functions check everything they can before a job exists (environment, spaces, extras,
+hyperparameters, resume bundle); the fit functions are plain functions of (job, storage, plan),
+as the other trainers' are, and connect to the server's one Ray runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_server.capabilities.base import ToolContext, ToolOutput
+from mcp_server.capabilities.ml_training.data import resolve_seed
+from mcp_server.capabilities.ml_training.rl.common import STOP_REASONS, RLRun, StopRule
+from mcp_server.capabilities.ml_training.schemas import (
+    A3CHyperparameters,
+    DQNHyperparameters,
+    PPOHyperparameters,
+    RLTrainInput,
+    TrainA3CInput,
+    TrainA3COutput,
+    TrainDQNInput,
+    TrainDQNOutput,
+    TrainPPOInput,
+    TrainPPOOutput,
+)
+from mcp_server.capabilities.ml_training.tools.common import output_folder, run_trainer
+from mcp_server.common.bundles import library_versions, read_bundle, write_bundle
+from mcp_server.common.exceptions import InvalidInputError
+from mcp_server.common.jobs import Job
+from mcp_server.common.rl_env import env_spec_for
+from mcp_server.common.s3_utils import Location, S3Utils, json_bytes
+from mcp_server.config import Config
+
+ENV_SPEC_FILE = "env_spec.json"
+HISTORY_LIMIT = 50
+_HP_MODELS: dict[str, type[Any]] = {"ppo": PPOHyperparameters, "dqn": DQNHyperparameters, "a3c": A3CHyperparameters}
+_ATARI_HINT = (
+    "Atari environments need the ale-py extra, which this server does not install; use CartPole-v1 or Acrobot-v1."
+)
+
+
+@dataclass
+class RLPlan:
+    """Everything a fit needs, checked up front."""
+
+    algorithm: str
+    spec: dict[str, Any]
+    hp: Any
+    stop: StopRule
+    num_workers: int
+    seed: int
+    initial_tensors: dict[str, Any] | None = None
+    resumed_from: str | None = None
+
+
+def _environment_spec(storage: S3Utils, params: RLTrainInput) -> dict[str, Any]:
+    env_id = params.environment or ""
+    if env_id.startswith("ALE/"):
+        import importlib.util
+
+        if importlib.util.find_spec("ale_py") is None:
+            raise InvalidInputError(
+                f"{env_id} needs ale-py, which is not installed", field="environment", hint=_ATARI_HINT
+            )
+    return env_spec_for(storage, params.environment, params.env_spec_s3_uri)
+
+
+def _check_spaces(algorithm: str, spec: dict[str, Any]) -> None:
+    obs, action = spec.get("observation_space") or {}, spec.get("action_space") or {}
+    field = "env_spec_s3_uri" if "format_version" in spec and spec.get("wrappers") else "environment"
+    if obs.get("type") != "Box":
+        raise InvalidInputError(
+            f"{spec['environment']} has a {obs.get('type')} observation space; the RL trainers need a Box (vector) one",
+            field=field,
+        )
+    if action.get("type") not in ("Discrete", "Box"):
+        raise InvalidInputError(
+            f"{spec['environment']} has a {action.get('type')} action space; supported: Discrete, Box", field=field
+        )
+    if algorithm in ("dqn", "a3c") and action["type"] != "Discrete":
+        raise InvalidInputError(
+            f"{algorithm.upper()} needs a discrete action space and {spec['environment']} has a continuous (Box) one",
+            field=field,
+            hint="Use train_ppo for continuous actions (e.g. Pendulum-v1).",
+        )
+
+
+def _check_workers(config: Config, num_workers: int) -> None:
+    if config.ray_address is None and config.ray_num_cpus is not None and num_workers > config.ray_num_cpus:
+        raise InvalidInputError(
+            f"num_workers={num_workers} needs {num_workers} CPUs and the server's Ray has {config.ray_num_cpus} "
+            "(MLOPS_RAY_NUM_CPUS)",
+            field="num_workers",
+            hint=f"Use at most {config.ray_num_cpus} workers.",
+        )
+
+
+def plan_run(ctx: ToolContext, algorithm: str, params: RLTrainInput) -> RLPlan:
+    """Check the call and gather what the fit needs (no job exists yet, so errors are immediate)."""
+    resume_uri = getattr(params, "resume_from", None)
+    hp_given = getattr(params, "hyperparameters", None)
+    initial = None
+    if resume_uri:
+        bundle = read_bundle(ctx.storage, resume_uri, "resume_from")
+        meta = bundle.metadata
+        if meta.get("family") != "policy" or meta.get("algorithm") != algorithm:
+            raise InvalidInputError(
+                f"{bundle.uri} is a {meta.get('algorithm')} model, not a {algorithm} policy", field="resume_from"
+            )
+        if hp_given is not None:
+            raise InvalidInputError(
+                "a resumed training reuses the bundle's hyperparameters", field="hyperparameters", hint="Leave it out."
+            )
+        spec = dict(meta["env_spec"])
+        if params.environment or params.env_spec_s3_uri:
+            given = _environment_spec(ctx.storage, params)
+            if given.get("environment") != spec.get("environment") or given.get("wrappers") != spec.get("wrappers"):
+                raise InvalidInputError(
+                    f"the bundle was trained on {spec.get('environment')} with other settings", field="environment"
+                )
+        hp = _HP_MODELS[algorithm].model_validate(meta.get("hyperparameters") or {})
+        initial = bundle.model.tensors
+    else:
+        spec = _environment_spec(ctx.storage, params)
+        hp = hp_given or _HP_MODELS[algorithm]()
+    _check_spaces(algorithm, spec)
+    num_workers = int(getattr(params, "num_workers", 1))
+    _check_workers(ctx.config, num_workers)
+    return RLPlan(
+        algorithm=algorithm,
+        spec=spec,
+        hp=hp,
+        stop=StopRule.from_params(params.stop, spec.get("reward_threshold")),
+        num_workers=num_workers,
+        seed=resolve_seed(params.random_state),
+        initial_tensors=initial,
+        resumed_from=resume_uri,
+    )
+
+
+async def _train(ctx: ToolContext, tool: str, algorithm: str, params: RLTrainInput, output: type[Any]) -> ToolOutput:
+    model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
+    plan = plan_run(ctx, algorithm, params)
+    storage, config = ctx.storage, ctx.config
+    return await run_trainer(
+        ctx, tool, params, output, lambda job: fit_rl(job, storage, config, plan, model_loc), model_loc=model_loc
+    )
+
+
+async def train_ppo(ctx: ToolContext, params: TrainPPOInput) -> ToolOutput:
+    return await _train(ctx, "train_ppo", "ppo", params, TrainPPOOutput)
+
+
+async def train_dqn(ctx: ToolContext, params: TrainDQNInput) -> ToolOutput:
+    return await _train(ctx, "train_dqn", "dqn", params, TrainDQNOutput)
+
+
+async def train_a3c(ctx: ToolContext, params: TrainA3CInput) -> ToolOutput:
+    return await _train(ctx, "train_a3c", "a3c", params, TrainA3COutput)
+
+
+# ---------------------------------------------------------------------------- the job
+def thin_history(history: list[dict[str, Any]], limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
+    """At most `limit` entries, evenly spread, always with the first, the best and the last."""
+    if len(history) <= limit:
+        return list(history)
+    best = max(range(len(history)), key=lambda i: history[i].get("episode_return_mean") or float("-inf"))
+    step = (len(history) - 1) / (limit - 2)
+    keep = {round(i * step) for i in range(limit - 1)} | {0, best, len(history) - 1}
+    while len(keep) > limit:
+        keep.discard(next(i for i in sorted(keep) if i not in (0, best, len(history) - 1)))
+    return [history[i] for i in sorted(keep)]
+
+
+def _run_engine(job: Job, config: Config, plan: RLPlan) -> RLRun:
+    from mcp_server.capabilities.ml_training.rl.ray_runtime import ensure_ray
+
+    job.report(0, plan.stop.max_timesteps, "connecting to Ray")
+    ensure_ray(config)
+    job.mark("ray")
+    job.check_cancelled()
+
+    def on_iteration(entry: dict[str, Any]) -> None:
+        small = {k: entry[k] for k in ("iteration", "timesteps", "episode_return_mean", "seconds")}
+        job.add_history(small)
+        ret = entry["episode_return_mean"]
+        shown = "n/a" if ret is None else f"{ret:.1f}"
+        job.report(entry["timesteps"], plan.stop.max_timesteps, f"iteration {entry['iteration']}: return {shown}")
+
+    common: dict[str, Any] = {
+        "num_workers": plan.num_workers,
+        "seed": plan.seed,
+        "stop": plan.stop,
+        "check_cancelled": job.check_cancelled,
+        "on_iteration": on_iteration,
+    }
+    if plan.algorithm == "a3c":
+        from mcp_server.capabilities.ml_training.rl.a3c import train_a3c as run_a3c
+
+        return run_a3c(plan.spec, plan.hp, **common)
+    from mcp_server.capabilities.ml_training.rl.rllib import train_rllib
+
+    return train_rllib(plan.algorithm, plan.spec, plan.hp, initial_tensors=plan.initial_tensors, **common)
+
+
+def fit_rl(job: Job, storage: S3Utils, config: Config, plan: RLPlan, model_loc: Location) -> dict[str, Any]:
+    from mcp_server.common.policy_models import PolicyArtifacts
+
+    run = _run_engine(job, config, plan)
+    job.mark("fit")
+    returns = [h["episode_return_mean"] for h in run.history if h["episode_return_mean"] is not None]
+    metrics = {
+        "episode_return_mean": returns[-1] if returns else None,
+        "best_episode_return_mean": max(returns) if returns else None,
+        "timesteps": float(run.timesteps),
+        "iterations": float(run.iterations),
+    }
+    meta = {
+        "algorithm": plan.algorithm,
+        "task_type": "reinforcement_learning",
+        "environment": plan.spec["environment"],
+        "env_spec": plan.spec,
+        "hyperparameters": plan.hp.model_dump(),
+        "metrics": metrics,
+        "history": run.history,
+        "stopped_by": run.stopped_by,
+        "stop": plan.stop.as_dict(),
+        "num_workers": plan.num_workers,
+        "random_state": plan.seed,
+        "resumed_from": plan.resumed_from,
+        "feature_names": [],
+        "job_id": job.job_id,
+        "library_versions": library_versions("ray", "gymnasium", "torch"),
+        **({"async_stats": run.extra["async_stats"]} if "async_stats" in run.extra else {}),
+    }
+    final = write_bundle(
+        storage,
+        model_loc,
+        PolicyArtifacts(run.network, run.tensors),
+        "policy",
+        meta,
+        extra_files={ENV_SPEC_FILE: json_bytes(plan.spec)},
+        check_cancelled=job.check_cancelled,
+    )
+    job.mark("write")
+    assert run.stopped_by in STOP_REASONS
+    return {
+        "model_s3_uri": final["model_s3_uri"],
+        "algorithm": plan.algorithm,
+        "environment": plan.spec["environment"],
+        "metrics": metrics,
+        "history": thin_history(run.history),
+        "history_total": len(run.history),
+        "stopped_by": run.stopped_by,
+        "random_state": plan.seed,
+        **run.extra,
+    }
