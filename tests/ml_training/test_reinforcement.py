@@ -68,7 +68,7 @@ async def train(router: ToolRouter, tool: str, out: str, **args: Any) -> dict[st
 
 
 async def evaluate(router: ToolRouter, model: str, **args: Any) -> dict[str, Any]:
-    return await call(router, "evaluate_reinforcement", model_s3_uri=model, n_episodes=20, **args)
+    return await call(router, "evaluate_reinforcement", model_s3_uri=model, **{"n_episodes": 20, **args})
 
 
 # Trained once per module, in a loop of their own (nothing in the router is bound to a loop).
@@ -145,9 +145,21 @@ async def test_tampered_policy_is_refused_by_its_hash(
     assert "policy.safetensors" in text and "sha256" in text
 
 
-async def test_reward_curve_plots_the_training_history(rl_router: ToolRouter, ppo: dict[str, Any]) -> None:
-    out = await call(rl_router, "visualization", model_s3_uri="models/ppo", plot_type="reward_curve")
-    assert out["bytes"] > 1000 and out["image_s3_uri"].endswith("reward_curve.png")
+async def test_reward_curve_plots_the_training_history_and_an_evaluation(
+    rl_router: ToolRouter, ppo: dict[str, Any]
+) -> None:
+    plain = await call(rl_router, "visualization", model_s3_uri="models/ppo", plot_type="reward_curve")
+    assert plain["bytes"] > 1000 and plain["image_s3_uri"].endswith("reward_curve.png")
+    evaluation = await evaluate(rl_router, "models/ppo", n_episodes=3)
+    both = await call(
+        rl_router,
+        "visualization",
+        model_s3_uri="models/ppo",
+        plot_type="reward_curve",
+        evaluation_s3_uri=evaluation["evaluation_s3_uri"],
+        output_s3_uri="plots/with-evaluation.png",
+    )
+    assert both["sha256"] != plain["sha256"]
 
 
 # ---------------------------------------------------------------------------- jobs

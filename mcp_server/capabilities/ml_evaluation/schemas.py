@@ -212,6 +212,9 @@ class VisualizationInput(ToolInput):
     target_column: str | None = Field(None, description=_TARGET)
     output_s3_uri: str | None = Field(None, description="where to save the PNG; default <model>/plots/<plot_type>.png")
     top_n: int = Field(20, ge=1, le=200, description="feature_importance: how many features to show")
+    evaluation_s3_uri: str | None = Field(
+        None, description="reward_curve: also draw the mean return of this evaluate_reinforcement result"
+    )
 
 
 class VisualizationOutput(ToolResultModel):
@@ -264,7 +267,7 @@ class EvaluateReinforcementInput(ToolInput):
     model_s3_uri: str = Field(description="a policy bundle written by train_ppo, train_dqn or train_a3c")
     environment: str | None = Field(None, description="a Gymnasium id; default: the bundle's environment")
     env_spec_s3_uri: str | None = Field(None, description="or an env spec (preprocess_reinforcement)")
-    n_episodes: int = Field(10, ge=1, le=1000)
+    n_episodes: int = Field(10, ge=1, le=1000, description="episodes to run")
     success_threshold: float | None = Field(
         None, description="an episode succeeds when its return is >= this; default: the env's reward threshold"
     )

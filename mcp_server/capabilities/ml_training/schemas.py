@@ -428,20 +428,23 @@ class PPOHyperparameters(RLHyperparameters):
 
 class DQNHyperparameters(RLHyperparameters):
     hidden_layers: list[LayerUnits] = Field(default=[64], min_length=1, max_length=8, description="units per layer")
-    learning_rate: float = Field(default=1e-3, gt=0, le=1)
+    head_hidden_layers: list[LayerUnits] = Field(
+        default=[64], max_length=4, description="hidden layers of the Q (advantage and value) heads"
+    )
+    learning_rate: float = Field(default=5e-4, gt=0, le=1)
     train_batch_size: int = Field(default=1000, ge=1, le=1_000_000, description="env steps per iteration")
-    batch_size: int = Field(default=64, ge=8, le=65_536, description="SGD minibatch drawn from the replay buffer")
+    batch_size: int = Field(default=32, ge=8, le=65_536, description="SGD minibatch drawn from the replay buffer")
     replay_buffer_capacity: int = Field(default=50_000, ge=100, le=10_000_000)
     prioritized_replay: bool = True
-    learning_starts: int = Field(default=500, ge=0, le=10_000_000, description="env steps before learning starts")
+    learning_starts: int = Field(default=1000, ge=0, le=10_000_000, description="env steps before learning starts")
     epsilon_start: float = Field(default=1.0, ge=0, le=1)
     epsilon_end: float = Field(default=0.02, ge=0, le=1)
-    epsilon_timesteps: int = Field(default=5000, ge=1, le=100_000_000, description="steps of the linear decay")
+    epsilon_timesteps: int = Field(default=10_000, ge=1, le=100_000_000, description="steps of the linear decay")
     target_network_update_freq: int = Field(default=500, ge=1, le=10_000_000, description="in env steps")
     n_step: int = Field(default=3, ge=1, le=100)
     double_q: bool = True
     dueling: bool = True
-    rollout_fragment_length: int = Field(default=8, ge=1, le=1000, description="env steps sampled per gradient step")
+    rollout_fragment_length: int = Field(default=4, ge=1, le=1000, description="env steps sampled per gradient step")
 
 
 class A3CHyperparameters(RLHyperparameters):
@@ -498,6 +501,7 @@ class RLTrainingOutput(TrainingOutput):
     stopped_by: Literal["target_return", "max_iterations", "max_timesteps", "max_seconds"] | None = None
     environment: str | None = None
     history_total: int | None = Field(default=None, description="iterations recorded (history shows at most 50)")
+    ray_address: str | None = Field(default=None, description="the Ray cluster that ran it (GCS address)")
 
 
 class TrainPPOOutput(RLTrainingOutput):

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from mcp_server.common.exceptions import CancelledError
 from mcp_server.common.rl_env import make_env
+
+T = TypeVar("T")
+_CANCEL_POLL_SECONDS = 0.1
 
 DEFAULT_MAX_TIMESTEPS = 200_000
 DEFAULT_MAX_SECONDS = 600.0
@@ -101,3 +107,39 @@ class Clock:
 
     def seconds(self) -> float:
         return round(time.perf_counter() - self.started, 3)
+
+
+def run_interruptibly(work: Callable[[Callable[[], None]], T], check_cancelled: Callable[[], None]) -> T:
+    """Run `work(check)` in a driver thread of its own and wait for it, checking `check_cancelled`.
+
+    One RLlib iteration can take several seconds on a busy machine and cannot be interrupted, so a
+    cancelled job does not wait for it: the job ends at once (within ~0.1 s), and the driver thread
+    sees `check()` raise at its next iteration boundary and tears the run down (`algo.stop()`
+    kills its env-runner actors). Nothing is published by an abandoned run.
+    """
+    abandoned = threading.Event()
+    done = threading.Event()
+    box: dict[str, Any] = {}
+
+    def check() -> None:
+        if abandoned.is_set():
+            raise CancelledError("the run was cancelled")
+
+    def target() -> None:
+        try:
+            box["result"] = work(check)
+        except BaseException as exc:  # handed to the waiting job thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="rl-driver", daemon=True).start()
+    while not done.wait(_CANCEL_POLL_SECONDS):
+        try:
+            check_cancelled()
+        except BaseException:
+            abandoned.set()
+            raise
+    if "error" in box:
+        raise box["error"]
+    return box["result"]

@@ -11,8 +11,10 @@ Lifecycle:
 - Ray's head processes (GCS, raylet) are started with `PR_SET_PDEATHSIG`, which fires when the
   *thread* that started them ends, not the process. Job threads come and go, so `ray.init` runs in
   one long-lived thread of its own ("ray-runtime"), which also calls `ray.shutdown()` when asked.
-  If the server is SIGKILLed, that thread dies with it and the kernel kills the head processes,
-  whose workers die with their raylet: no Ray process outlives the server.
+  If the server is SIGKILLed, that thread dies with it and the kernel kills the head processes.
+  The raylet's agents and workers do not die with it, so a watchdog process (`ray_watchdog.py`,
+  holding a pipe from the server) kills every process carrying this server's `MLOPS_RAY_OWNER`
+  token as soon as the server is gone: no Ray process outlives the server.
 - `shutdown_ray()` is registered once with `atexit` and called by `__main__` when serving ends.
 
 Authentication: Ray 2.60 turns token auth on for a new local cluster and writes the token to
@@ -30,10 +32,14 @@ import atexit
 import logging
 import os
 import secrets
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mcp_server.capabilities.ml_training.rl.ray_watchdog import OWNER_VARIABLE
 from mcp_server.common.exceptions import MLOpsError
 from mcp_server.common.logger import get_logger
 
@@ -60,6 +66,7 @@ class _Runtime:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._atexit_registered = False
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     def ensure(self, config: Config) -> RayHandle:
         with self._lock:
@@ -87,9 +94,12 @@ class _Runtime:
 
     def _serve(self, config: Config, ready: threading.Event, outcome: dict[str, object]) -> None:
         try:
+            if not config.ray_address:
+                self._watchdog = _start_watchdog()
             outcome["handle"] = _connect(config)
         except BaseException as exc:  # reported to the caller of ensure()
             outcome["error"] = exc if isinstance(exc, MLOpsError) else _start_error(config, exc)
+            self._stop_watchdog()
             ready.set()
             return
         ready.set()
@@ -100,6 +110,19 @@ class _Runtime:
             ray.shutdown()
         except Exception:
             _log.warning("ray.shutdown failed", exc_info=True)
+        self._stop_watchdog()
+
+    def _stop_watchdog(self) -> None:
+        """Closing its pipe makes the watchdog sweep whatever ray.shutdown() left behind, and exit."""
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is None:
+            return
+        if watchdog.stdin is not None:
+            watchdog.stdin.close()
+        try:
+            watchdog.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            watchdog.kill()
 
     def shutdown(self) -> None:
         with self._lock:
@@ -122,6 +145,21 @@ def _start_error(config: Config, exc: BaseException) -> MLOpsError:
             hint="Check that the cluster runs and that RAY_AUTH_MODE / RAY_AUTH_TOKEN match it.",
         )
     return MLOpsError(f"cannot start a local Ray: {type(exc).__name__}: {exc}")
+
+
+def _start_watchdog() -> subprocess.Popen[bytes]:
+    """Start the watchdog, then mark this process (and so every Ray process it starts) as ours."""
+    token = secrets.token_hex(16)
+    env = {k: v for k, v in os.environ.items() if k != OWNER_VARIABLE}
+    watchdog = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("ray_watchdog.py")), token],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,  # a signal to the server's process group must not stop it first
+    )
+    os.environ[OWNER_VARIABLE] = token
+    return watchdog
 
 
 def _quiet_ray_loggers() -> None:
@@ -162,7 +200,8 @@ def _connect(config: Config) -> RayHandle:
         ray.init(address="local", num_cpus=config.ray_num_cpus, **common)  # type: ignore[arg-type]
         started = True
     _quiet_ray_loggers()
-    address = ray.get_runtime_context().gcs_address
+    # Joining: report the address as given (Ray resolves it to the node's IP).
+    address = config.ray_address or ray.get_runtime_context().gcs_address
     cpus = float(ray.cluster_resources().get("CPU", 0.0))
     _log.info("ray ready", extra={"fields": {"address": address, "started_here": started, "cpus": cpus}})
     return RayHandle(address=address, started_here=started, num_cpus=cpus)

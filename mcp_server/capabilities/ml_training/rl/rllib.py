@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mcp_server.capabilities.ml_training.rl.common import Clock, RLRun, StopRule, env_creator, finite
+from mcp_server.capabilities.ml_training.rl.common import (
+    Clock,
+    RLRun,
+    StopRule,
+    env_creator,
+    finite,
+    run_interruptibly,
+)
 from mcp_server.capabilities.ml_training.rl.policy_export import network_description, sequential_layers
 
 ENV_NAME = "mlops-env"
@@ -28,8 +35,13 @@ def _register_env() -> None:
 def _model_config(hp: Any) -> Any:
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
+    heads = list(getattr(hp, "head_hidden_layers", []))
     return DefaultModelConfig(
-        fcnet_hiddens=list(hp.hidden_layers), fcnet_activation=hp.activation, vf_share_layers=False
+        fcnet_hiddens=list(hp.hidden_layers),
+        fcnet_activation=hp.activation,
+        head_fcnet_hiddens=heads,
+        head_fcnet_activation=hp.activation,
+        vf_share_layers=False,
     )
 
 
@@ -130,7 +142,15 @@ def load_learner_tensors(algo: Any, tensors: dict[str, Any]) -> None:
     algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
 
 
-def train_rllib(
+def train_rllib(algorithm: str, spec: dict[str, Any], hp: Any, **kwargs: Any) -> RLRun:
+    """Train PPO or DQN in a driver thread; a cancel ends the job at once (see `run_interruptibly`)."""
+    check_cancelled = kwargs.pop("check_cancelled")
+    return run_interruptibly(
+        lambda check: _train(algorithm, spec, hp, check_cancelled=check, **kwargs), check_cancelled
+    )
+
+
+def _train(
     algorithm: str,
     spec: dict[str, Any],
     hp: Any,

@@ -174,11 +174,11 @@ def thin_history(history: list[dict[str, Any]], limit: int = HISTORY_LIMIT) -> l
     return [history[i] for i in sorted(keep)]
 
 
-def _run_engine(job: Job, config: Config, plan: RLPlan) -> RLRun:
+def _run_engine(job: Job, config: Config, plan: RLPlan) -> tuple[RLRun, str]:
     from mcp_server.capabilities.ml_training.rl.ray_runtime import ensure_ray
 
     job.report(0, plan.stop.max_timesteps, "connecting to Ray")
-    ensure_ray(config)
+    address = ensure_ray(config).address
     job.mark("ray")
     job.check_cancelled()
 
@@ -199,16 +199,16 @@ def _run_engine(job: Job, config: Config, plan: RLPlan) -> RLRun:
     if plan.algorithm == "a3c":
         from mcp_server.capabilities.ml_training.rl.a3c import train_a3c as run_a3c
 
-        return run_a3c(plan.spec, plan.hp, **common)
+        return run_a3c(plan.spec, plan.hp, **common), address
     from mcp_server.capabilities.ml_training.rl.rllib import train_rllib
 
-    return train_rllib(plan.algorithm, plan.spec, plan.hp, initial_tensors=plan.initial_tensors, **common)
+    return train_rllib(plan.algorithm, plan.spec, plan.hp, initial_tensors=plan.initial_tensors, **common), address
 
 
 def fit_rl(job: Job, storage: S3Utils, config: Config, plan: RLPlan, model_loc: Location) -> dict[str, Any]:
     from mcp_server.common.policy_models import PolicyArtifacts
 
-    run = _run_engine(job, config, plan)
+    run, ray_address = _run_engine(job, config, plan)
     job.mark("fit")
     returns = [h["episode_return_mean"] for h in run.history if h["episode_return_mean"] is not None]
     metrics = {
@@ -255,5 +255,6 @@ def fit_rl(job: Job, storage: S3Utils, config: Config, plan: RLPlan, model_loc: 
         "history_total": len(run.history),
         "stopped_by": run.stopped_by,
         "random_state": plan.seed,
+        "ray_address": ray_address,
         **run.extra,
     }
