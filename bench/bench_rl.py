@@ -1,7 +1,7 @@
 """Benchmark: PPO to a CartPole-v1 return of 450 through the server vs RLlib directly.
 
     .venv/bin/python bench/bench_rl.py [--runs 3] [--target 450] [--max-timesteps 300000] [--cpus 2]
-                                       [--skip-others]
+                                       [--others a3c,dqn]
 
 Both sides use the same seeded PPO config (the server's defaults: lr 3e-4, 6 epochs,
 vf_loss_coeff 0.01, one hidden layer of 32, 2000 env steps per iteration, minibatch 128, one env
@@ -34,28 +34,12 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("RLLIB_TEST_NO_TF_IMPORT", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from bench_training import peak_rss_mb, server_pid  # noqa: E402  (bench/ is this script's folder)
+
 from mcp_server.client import connect, result_text, structured  # noqa: E402
 
 SEED = 0
 RATIO_TARGET = 1.1
-
-
-def peak_rss_mb(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return None
-
-
-def server_pid() -> int | None:
-    """The `python -m mcp_server` child of this process (Linux /proc)."""
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            if b"mcp_server" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
-                return int(pid)
-    return None
 
 
 async def through_server(root: Path, tool: str, target: float, max_timesteps: int, cpus: int) -> dict[str, Any]:
@@ -147,7 +131,7 @@ def main() -> int:
     parser.add_argument("--target", type=float, default=450.0)
     parser.add_argument("--max-timesteps", type=int, default=300_000)
     parser.add_argument("--cpus", type=int, default=2)
-    parser.add_argument("--skip-others", action="store_true", help="skip A3C and DQN to 195")
+    parser.add_argument("--others", default="a3c,dqn", help="also time these to 195 (comma-separated; '' for none)")
     args = parser.parse_args()
     served: list[dict[str, Any]] = []
     baseline: list[dict[str, Any]] = []
@@ -157,9 +141,9 @@ def main() -> int:
             baseline.append(direct(args.target, args.max_timesteps, args.cpus))
             print(f"run {run + 1}: server {served[-1]}  direct {baseline[-1]}", flush=True)
         others = {}
-        if not args.skip_others:
-            for tool in ("train_a3c", "train_dqn"):
-                others[tool] = anyio.run(through_server, Path(tmp), tool, 195.0, args.max_timesteps, args.cpus)
+        for name in filter(None, args.others.split(",")):
+            tool = f"train_{name.strip()}"
+            others[tool] = anyio.run(through_server, Path(tmp), tool, 195.0, args.max_timesteps, args.cpus)
 
     def med(rows: list[dict[str, Any]], key: str) -> float:
         return float(statistics.median(r[key] for r in rows))

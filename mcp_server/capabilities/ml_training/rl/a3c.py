@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from mcp_server.capabilities.ml_training.rl.common import Clock, RLRun, StopRule, make_rl_env
+from mcp_server.capabilities.ml_training.rl.common import Clock, RLRun, StopRule, env_dims, make_rl_env
 from mcp_server.capabilities.ml_training.rl.policy_export import network_description, numpy_tensors, sequential_layers
 
 _POLL_SECONDS = 0.2
@@ -208,9 +208,8 @@ def train_a3c(
 
     ray: Any = ray_module  # actor handles are untyped for mypy
     settings = hp.model_dump()
-    probe = make_rl_env(spec)
-    obs_dim, n_actions = int(probe.observation_space.shape[0]), int(probe.action_space.n)
-    probe.close()
+    obs_dim, actions = env_dims(spec)
+    n_actions = int(actions or 0)
     clock = Clock()
     holder = ray.remote(num_cpus=0)(ParameterHolder).remote(obs_dim, n_actions, settings, seed, num_workers)
     workers = [ray.remote(num_cpus=1)(A3CWorker).remote(i, spec, settings, seed, holder) for i in range(num_workers)]

@@ -31,6 +31,16 @@ def make_rl_env(spec: dict[str, Any]) -> Any:
     return env
 
 
+def env_dims(spec: dict[str, Any]) -> tuple[int, int | None]:
+    """(observation size, number of discrete actions or None) of the environment a spec builds."""
+    env = make_rl_env(spec)
+    try:
+        n = getattr(env.action_space, "n", None)
+        return int(env.observation_space.shape[0]), None if n is None else int(n)
+    finally:
+        env.close()
+
+
 def env_creator(env_config: Any) -> Any:
     """RLlib's env factory: the spec travels in the env config, the wrappers run in the env runners."""
     return make_rl_env(dict(env_config["spec"]))

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from mcp_server.config import Config
 
 _log = get_logger(__name__)
+# Variables this module put into os.environ for its Ray; removed again when that Ray is shut down.
+_SET_VARIABLES: list[str] = []
 _START_TIMEOUT_SECONDS = 120.0
 
 
@@ -111,6 +113,8 @@ class _Runtime:
         except Exception:
             _log.warning("ray.shutdown failed", exc_info=True)
         self._stop_watchdog()
+        while _SET_VARIABLES:
+            os.environ.pop(_SET_VARIABLES.pop(), None)
 
     def _stop_watchdog(self) -> None:
         """Closing its pipe makes the watchdog sweep whatever ray.shutdown() left behind, and exit."""
@@ -159,6 +163,7 @@ def _start_watchdog() -> subprocess.Popen[bytes]:
         start_new_session=True,  # a signal to the server's process group must not stop it first
     )
     os.environ[OWNER_VARIABLE] = token
+    _SET_VARIABLES.append(OWNER_VARIABLE)
     return watchdog
 
 
@@ -174,6 +179,7 @@ def _use_own_token() -> None:
         return  # chosen explicitly by whoever started the server
     os.environ["RAY_AUTH_MODE"] = "token"
     os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    _SET_VARIABLES.extend(("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"))
     # Ray caches its settings and token when it is imported; refresh them as Ray itself does when
     # it turns token auth on (authentication_token_setup._enable_token_auth).
     import ray._raylet

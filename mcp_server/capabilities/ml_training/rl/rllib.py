@@ -15,6 +15,7 @@ from mcp_server.capabilities.ml_training.rl.common import (
     RLRun,
     StopRule,
     env_creator,
+    env_dims,
     finite,
     run_interruptibly,
 )
@@ -164,12 +165,8 @@ def _train(
 ) -> RLRun:
     """Train PPO or DQN; `check_cancelled` runs between iterations and whatever it raises propagates
     after the algorithm (and its env-runner actors) has been stopped."""
-    from mcp_server.capabilities.ml_training.rl.common import make_rl_env
-
     _register_env()
-    probe = make_rl_env(spec)
-    obs_dim = int(probe.observation_space.shape[0])
-    probe.close()
+    obs_dim, _ = env_dims(spec)
     clock = Clock()
     algo = build_config(algorithm, spec, hp, num_workers, seed).build_algo()
     try:
