@@ -173,13 +173,51 @@ async def poll(router: ToolRouter, job_id: str, until: set[str], timeout: float 
         await anyio.sleep(0.2)
 
 
-async def test_wait_false_returns_a_job_that_can_be_polled(rl_router: ToolRouter) -> None:
-    out = await train(rl_router, "train_a3c", "models/a3c-job", stop={"max_iterations": 3}, wait=False)
+async def test_wait_false_job_on_an_env_spec_runs_its_wrappers_in_the_workers(rl_router: ToolRouter) -> None:
+    spec = await call(
+        rl_router,
+        "preprocess_reinforcement",
+        environment="CartPole-v1",
+        wrappers=[{"type": "time_limit", "max_episode_steps": 40}],
+        output_s3_uri="specs/cartpole-40.json",
+    )
+    out = await call(
+        rl_router,
+        "train_a3c",
+        env_spec_s3_uri=spec["env_spec_s3_uri"],
+        model_output_s3_uri="models/a3c-job",
+        stop={"max_iterations": 3},
+        hyperparameters={"train_batch_size": 1000},
+        random_state=0,
+        wait=False,
+    )
     assert out["status"] in ("queued", "running") and out["model_s3_uri"] is None
     final = await poll(rl_router, out["job_id"], {"succeeded", "failed", "cancelled"})
     assert final["status"] == "succeeded", final
     assert [h["iteration"] for h in final["history"]] == [1, 2, 3]
     assert final["result"]["stopped_by"] == "max_iterations"
+    # The time limit of the spec cut every episode the workers ran at 40 steps.
+    assert max(h["episode_return_max"] for h in final["result"]["history"]) <= 40
+    evaluation = await evaluate(rl_router, "models/a3c-job", n_episodes=3)
+    assert max(evaluation["lengths"]) <= 40
+
+
+async def test_ppo_acts_in_a_continuous_action_space(rl_router: ToolRouter) -> None:
+    out = await call(
+        rl_router,
+        "train_ppo",
+        environment="Pendulum-v1",
+        model_output_s3_uri="models/ppo-pendulum",
+        stop={"max_iterations": 1},
+        hyperparameters={"train_batch_size": 400, "batch_size": 100, "num_epochs": 1},
+        num_workers=0,
+        random_state=0,
+    )
+    assert out["metrics"]["timesteps"] >= 400
+    loaded = await call(rl_router, "load_model", model_s3_uri="models/ppo-pendulum")
+    assert loaded["family"] == "policy" and loaded["model_class"] == "Policy"
+    result = await evaluate(rl_router, "models/ppo-pendulum", n_episodes=2)
+    assert result["lengths"] == [200, 200] and result["metrics"]["success_rate"] is None
 
 
 async def _cluster_cpus_free() -> bool:
