@@ -7,6 +7,7 @@ as the other trainers' are, and connect to the server's one Ray runtime.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,9 +68,8 @@ def _environment_spec(storage: S3Utils, params: RLTrainInput) -> dict[str, Any]:
     return env_spec_for(storage, params.environment, params.env_spec_s3_uri)
 
 
-def _check_spaces(algorithm: str, spec: dict[str, Any]) -> None:
+def _check_spaces(algorithm: str, spec: dict[str, Any], field: str) -> None:
     obs, action = spec.get("observation_space") or {}, spec.get("action_space") or {}
-    field = "env_spec_s3_uri" if "format_version" in spec and spec.get("wrappers") else "environment"
     if obs.get("type") != "Box":
         raise InvalidInputError(
             f"{spec['environment']} has a {obs.get('type')} observation space; the RL trainers need a Box (vector) one",
@@ -88,12 +88,13 @@ def _check_spaces(algorithm: str, spec: dict[str, Any]) -> None:
 
 
 def _check_workers(config: Config, num_workers: int) -> None:
-    if config.ray_address is None and config.ray_num_cpus is not None and num_workers > config.ray_num_cpus:
+    """Each worker (env runner) takes one CPU of the server's own Ray: more could never start."""
+    cpus = config.ray_num_cpus or os.cpu_count() or 1
+    if config.ray_address is None and num_workers > cpus:
         raise InvalidInputError(
-            f"num_workers={num_workers} needs {num_workers} CPUs and the server's Ray has {config.ray_num_cpus} "
-            "(MLOPS_RAY_NUM_CPUS)",
+            f"num_workers={num_workers} needs {num_workers} CPUs and the server's Ray has {cpus} (MLOPS_RAY_NUM_CPUS)",
             field="num_workers",
-            hint=f"Use at most {config.ray_num_cpus} workers.",
+            hint=f"Use at most {cpus} workers.",
         )
 
 
@@ -113,7 +114,7 @@ def plan_run(ctx: ToolContext, algorithm: str, params: RLTrainInput) -> RLPlan:
             raise InvalidInputError(
                 "a resumed training reuses the bundle's hyperparameters", field="hyperparameters", hint="Leave it out."
             )
-        spec = dict(meta["env_spec"])
+        spec = dict(meta.get("env_spec") or {})
         if params.environment or params.env_spec_s3_uri:
             given = _environment_spec(ctx.storage, params)
             if given.get("environment") != spec.get("environment") or given.get("wrappers") != spec.get("wrappers"):
@@ -125,7 +126,7 @@ def plan_run(ctx: ToolContext, algorithm: str, params: RLTrainInput) -> RLPlan:
     else:
         spec = _environment_spec(ctx.storage, params)
         hp = hp_given or _HP_MODELS[algorithm]()
-    _check_spaces(algorithm, spec)
+    _check_spaces(algorithm, spec, "env_spec_s3_uri" if params.env_spec_s3_uri else "environment")
     num_workers = int(getattr(params, "num_workers", 1))
     _check_workers(ctx.config, num_workers)
     return RLPlan(
