@@ -158,6 +158,8 @@ def main() -> int:
     verdict = "within" if ratio <= RATIO_TARGET else "above"
     print(f"{'seconds':22}{s_time:12.1f}{d_time:14.1f}{ratio:8.2f}  ({verdict} the {RATIO_TARGET} target)")
     print(f"{'env steps':22}{s_steps:12.0f}{d_steps:14.0f}{s_steps / d_steps:8.2f}")
+    s_ms, d_ms = 1000 * s_time / s_steps, 1000 * d_time / d_steps
+    print(f"{'ms per env step':22}{s_ms:12.2f}{d_ms:14.2f}{s_ms / d_ms:8.2f}")
     print(f"{'whole tool call (s)':22}{med(served, 'call_seconds'):12.1f}{'':>14}  (imports, Ray start, bundle)")
     print(f"{'reached the target':22}{sum(r['reached'] for r in served):12d}{sum(r['reached'] for r in baseline):14d}")
     peaks = [r["peak_rss_mb"] for r in served if r["peak_rss_mb"] is not None]
