@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 import pytest
 
+from mcp_server.capabilities.ml_training.rl.ray_watchdog import process_stat, ray_descendants
 from mcp_server.client import connect
 from tests.e2e.test_training import call_ok, poll
 
@@ -46,12 +47,23 @@ def marked_processes(marker: str) -> list[tuple[int, str]]:
     return found
 
 
-def wait_until_gone(marker: str, timeout: float = 30.0) -> list[tuple[int, str]]:
+def server_ray_tree(marker: str) -> dict[int, str]:
+    """The Ray processes below the server (pid -> start time): Ray renames its processes with
+    setproctitle, which hides their environment, so the marker alone does not find them all."""
+    (server,) = [pid for pid, cmd in marked_processes(marker) if "-m mcp_server" in cmd]
+    return ray_descendants(server)
+
+
+def alive(tree: dict[int, str]) -> list[int]:
+    return [pid for pid, start in tree.items() if (info := process_stat(pid)) is not None and info[1] == start]
+
+
+def wait_until_gone(marker: str, tree: dict[int, str] | None = None, timeout: float = 30.0) -> list[Any]:
     deadline = time.monotonic() + timeout
-    left = marked_processes(marker)
+    left: list[Any] = [*marked_processes(marker), *alive(tree or {})]
     while left and time.monotonic() < deadline:
         time.sleep(0.25)
-        left = marked_processes(marker)
+        left = [*marked_processes(marker), *alive(tree or {})]
     return left
 
 
@@ -118,15 +130,18 @@ async def test_ppo_run_and_evaluation_over_stdio_leave_no_ray_behind(storage_roo
         assert any(m and "iteration 2" in m for m in progress), progress
         commands = " ".join(cmd for _, cmd in marked_processes(marker))
         assert "raylet" in commands and "gcs_server" in commands  # the server's own Ray
+        tree = server_ray_tree(marker)
+        assert len(tree) >= 4, tree  # GCS, raylet, its agents, the env runner
         result = await call_ok(session, "evaluate_reinforcement", {"model_s3_uri": "models/ppo", "n_episodes": 3})
         assert len(result["returns"]) == 3
         plot = await session.call_tool("visualization", {"model_s3_uri": "models/ppo", "plot_type": "reward_curve"})
         assert not plot.is_error and any(c.type == "image" for c in plot.content)
-    assert wait_until_gone(marker) == []
+    assert wait_until_gone(marker, tree) == []
 
 
 async def test_a_killed_server_leaves_no_ray_process(storage_root: Path) -> None:
     marker = secrets.token_hex(8)
+    tree: dict[int, str] = {}
     long_a3c = {**QUICK_PPO, "model_output_s3_uri": "models/a3c", "stop": {"max_seconds": 300}, "wait": False}
     del long_a3c["hyperparameters"]
     try:
@@ -139,16 +154,19 @@ async def test_a_killed_server_leaves_no_ray_process(storage_root: Path) -> None
                 await anyio.sleep(0.25)
                 running = await call_ok(session, "get_training_metrics", {"job_id": out["job_id"]})
             procs = marked_processes(marker)
-            assert any("A3CWorker" in cmd for _, cmd in procs), procs
+            tree = server_ray_tree(marker)
+            assert any(Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::A3CWorker") for pid in tree)
             (server_pid,) = [pid for pid, cmd in procs if "-m mcp_server" in cmd]
             os.kill(server_pid, signal.SIGKILL)
-            left = await anyio.to_thread.run_sync(wait_until_gone, marker)
+            left = await anyio.to_thread.run_sync(wait_until_gone, marker, tree)
     except Exception:  # the client notices its server died when the session closes
-        left = wait_until_gone(marker)
+        left = wait_until_gone(marker, tree)
     try:
         assert left == [], left
     finally:
         kill_marked(marker)
+        for pid in alive(tree):
+            os.kill(pid, signal.SIGKILL)
 
 
 def free_port() -> int:
