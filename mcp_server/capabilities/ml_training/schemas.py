@@ -479,7 +479,7 @@ class TrainPPOInput(RLTrainInput):
 
 class TrainDQNInput(RLTrainInput):
     hyperparameters: DQNHyperparameters | None = Field(default=None, description="DQN settings")
-    num_workers: int = Field(default=0, ge=0, le=32, description="RLlib env runners (0: sample in the driver)")
+    num_workers: int = Field(default=1, ge=0, le=32, description="RLlib env runners (0: sample in the driver)")
     resume_from: str | None = Field(default=None, description="a DQN bundle to continue from (its settings are reused)")
 
 
