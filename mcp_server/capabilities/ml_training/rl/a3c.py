@@ -19,12 +19,11 @@ gradients themselves and the holder only applies them, as in the A3C paper.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from mcp_server.capabilities.ml_training.rl.common import Clock, RLRun, StopRule, env_dims, make_rl_env
+from mcp_server.capabilities.ml_training.rl.common import Clock, RLRun, RunControl, env_dims, make_rl_env
 from mcp_server.capabilities.ml_training.rl.policy_export import network_description, numpy_tensors, sequential_layers
 
 _POLL_SECONDS = 0.2
@@ -194,16 +193,9 @@ class A3CWorker:
         return updates
 
 
-def train_a3c(
-    spec: dict[str, Any],
-    hp: Any,
-    *,
-    num_workers: int,
-    seed: int,
-    stop: StopRule,
-    check_cancelled: Callable[[], None],
-    on_iteration: Callable[[dict[str, Any]], None],
-) -> RLRun:
+def train_a3c(spec: dict[str, Any], hp: Any, control: RunControl) -> RLRun:
+    num_workers, seed, stop = control.num_workers, control.seed, control.stop
+    check_cancelled, on_iteration = control.check_cancelled, control.on_iteration
     import ray as ray_module
 
     ray: Any = ray_module  # actor handles are untyped for mypy

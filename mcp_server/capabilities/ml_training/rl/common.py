@@ -97,6 +97,18 @@ def finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+@dataclass(frozen=True)
+class RunControl:
+    """What an engine is told besides the environment and hyperparameters: how wide, which seed,
+    when to stop, how to notice a cancel, and where each iteration's record goes."""
+
+    num_workers: int
+    seed: int
+    stop: StopRule
+    check_cancelled: Callable[[], None]
+    on_iteration: Callable[[dict[str, Any]], None]
+
+
 @dataclass
 class RLRun:
     """The outcome of an engine: the policy's tensors and network, per-iteration history, why it stopped."""

@@ -7,13 +7,13 @@ exported as NumPy tensors + a network description. RLlib checkpoints (pickles) a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from mcp_server.capabilities.ml_training.rl.common import (
     Clock,
     RLRun,
-    StopRule,
+    RunControl,
     env_creator,
     env_dims,
     finite,
@@ -23,8 +23,6 @@ from mcp_server.capabilities.ml_training.rl.policy_export import network_descrip
 
 ENV_NAME = "mlops-env"
 _LEARNER_MODULE = "learner/rl_module/default_policy"
-
-OnIteration = Callable[[dict[str, Any]], None]
 
 
 def _register_env() -> None:
@@ -143,32 +141,26 @@ def load_learner_tensors(algo: Any, tensors: dict[str, Any]) -> None:
     algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
 
 
-def train_rllib(algorithm: str, spec: dict[str, Any], hp: Any, **kwargs: Any) -> RLRun:
+def train_rllib(
+    algorithm: str, spec: dict[str, Any], hp: Any, control: RunControl, initial_tensors: dict[str, Any] | None = None
+) -> RLRun:
     """Train PPO or DQN in a driver thread; a cancel ends the job at once (see `run_interruptibly`)."""
-    check_cancelled = kwargs.pop("check_cancelled")
     return run_interruptibly(
-        lambda check: _train(algorithm, spec, hp, check_cancelled=check, **kwargs), check_cancelled
+        lambda check: _train(algorithm, spec, hp, replace(control, check_cancelled=check), initial_tensors),
+        control.check_cancelled,
     )
 
 
 def _train(
-    algorithm: str,
-    spec: dict[str, Any],
-    hp: Any,
-    *,
-    num_workers: int,
-    seed: int,
-    stop: StopRule,
-    check_cancelled: Callable[[], None],
-    on_iteration: OnIteration,
-    initial_tensors: dict[str, Any] | None = None,
+    algorithm: str, spec: dict[str, Any], hp: Any, control: RunControl, initial_tensors: dict[str, Any] | None
 ) -> RLRun:
     """Train PPO or DQN; `check_cancelled` runs between iterations and whatever it raises propagates
     after the algorithm (and its env-runner actors) has been stopped."""
+    stop, check_cancelled, on_iteration = control.stop, control.check_cancelled, control.on_iteration
     _register_env()
     obs_dim, _ = env_dims(spec)
     clock = Clock()
-    algo = build_config(algorithm, spec, hp, num_workers, seed).build_algo()
+    algo = build_config(algorithm, spec, hp, control.num_workers, control.seed).build_algo()
     try:
         if initial_tensors is not None:
             load_learner_tensors(algo, initial_tensors)

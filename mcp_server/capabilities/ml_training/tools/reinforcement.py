@@ -13,7 +13,7 @@ from typing import Any
 
 from mcp_server.capabilities.base import ToolContext, ToolOutput
 from mcp_server.capabilities.ml_training.data import resolve_seed
-from mcp_server.capabilities.ml_training.rl.common import STOP_REASONS, RLRun, StopRule
+from mcp_server.capabilities.ml_training.rl.common import STOP_REASONS, RLRun, RunControl, StopRule
 from mcp_server.capabilities.ml_training.schemas import (
     A3CHyperparameters,
     DQNHyperparameters,
@@ -190,20 +190,14 @@ def _run_engine(job: Job, config: Config, plan: RLPlan) -> tuple[RLRun, str]:
         shown = "n/a" if ret is None else f"{ret:.1f}"
         job.report(entry["timesteps"], plan.stop.max_timesteps, f"iteration {entry['iteration']}: return {shown}")
 
-    common: dict[str, Any] = {
-        "num_workers": plan.num_workers,
-        "seed": plan.seed,
-        "stop": plan.stop,
-        "check_cancelled": job.check_cancelled,
-        "on_iteration": on_iteration,
-    }
+    control = RunControl(plan.num_workers, plan.seed, plan.stop, job.check_cancelled, on_iteration)
     if plan.algorithm == "a3c":
         from mcp_server.capabilities.ml_training.rl.a3c import train_a3c as run_a3c
 
-        return run_a3c(plan.spec, plan.hp, **common), address
+        return run_a3c(plan.spec, plan.hp, control), address
     from mcp_server.capabilities.ml_training.rl.rllib import train_rllib
 
-    return train_rllib(plan.algorithm, plan.spec, plan.hp, initial_tensors=plan.initial_tensors, **common), address
+    return train_rllib(plan.algorithm, plan.spec, plan.hp, control, plan.initial_tensors), address
 
 
 def fit_rl(job: Job, storage: S3Utils, config: Config, plan: RLPlan, model_loc: Location) -> dict[str, Any]:
