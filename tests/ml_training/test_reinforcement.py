@@ -1,6 +1,6 @@
-"""RL training through the router on a real local Ray: PPO and A3C learn CartPole-v1 (judged
-against a random policy on the same seeds), DQN trains and writes a working policy, policies are
-bundled without pickle, jobs can be polled and cancelled, and bad calls fail before any job starts.
+"""RL training through the router on a real local Ray: PPO, DQN and A3C learn CartPole-v1 (judged
+against a random policy on the same seeds), policies are bundled without pickle, jobs can be
+polled and cancelled, and bad calls fail before any job starts.
 
 Budgets are CI-sized: one Ray for the whole module, each algorithm trained once."""
 
@@ -103,21 +103,15 @@ async def test_a3c_learns_cartpole_with_asynchronous_updates(rl_router: ToolRout
     assert result["metrics"]["episode_return_mean"] >= 3 * RANDOM_MEAN, (result["metrics"], RANDOM_MEAN)
 
 
-async def test_dqn_trains_a_q_network_policy_that_evaluates(rl_router: ToolRouter, rl_root: Path) -> None:
-    # Structure only: RLlib's DQN does not reliably beat a random policy on CartPole within a
-    # CI-sized budget (10k steps: greedy returns from 0.8x to 4x random in our runs; see README).
-    out = await train(
-        rl_router, "train_dqn", "models/dqn", stop={"max_timesteps": 2000}, hyperparameters={"learning_starts": 500}
-    )
-    assert out["stopped_by"] == "max_timesteps" and out["metrics"]["timesteps"] >= 2000
+async def test_dqn_beats_a_random_policy_on_cartpole(rl_router: ToolRouter, rl_root: Path) -> None:
+    out = await train(rl_router, "train_dqn", "models/dqn", stop={"max_timesteps": 8000})
+    assert out["stopped_by"] == "max_timesteps" and out["metrics"]["timesteps"] >= 8000
     import json
 
     network = json.loads((rl_root / "models" / "dqn" / "network.json").read_text())
     assert network["output"] == "q_values" and network["layers"][-1]["weight"].startswith("af.")
-    meta = json.loads((rl_root / "models" / "dqn" / "metadata.json").read_text())
-    assert meta["hyperparameters"]["double_q"] and meta["hyperparameters"]["dueling"]
-    result = await evaluate(rl_router, "models/dqn", n_episodes=3)
-    assert len(result["returns"]) == 3
+    result = await evaluate(rl_router, "models/dqn")
+    assert result["metrics"]["episode_return_mean"] >= 3 * RANDOM_MEAN, (result["metrics"], RANDOM_MEAN)
 
 
 # ---------------------------------------------------------------------------- bundle and evaluation

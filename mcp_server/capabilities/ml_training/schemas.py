@@ -427,9 +427,10 @@ class PPOHyperparameters(RLHyperparameters):
 
 
 class DQNHyperparameters(RLHyperparameters):
-    hidden_layers: list[LayerUnits] = Field(default=[64], min_length=1, max_length=8, description="units per layer")
+    # RLlib's tuned CartPole sizes: smaller networks learn far less steadily.
+    hidden_layers: list[LayerUnits] = Field(default=[256], min_length=1, max_length=8, description="units per layer")
     head_hidden_layers: list[LayerUnits] = Field(
-        default=[64], max_length=4, description="hidden layers of the Q (advantage and value) heads"
+        default=[256], max_length=4, description="hidden layers of the Q (advantage and value) heads"
     )
     learning_rate: float = Field(default=5e-4, gt=0, le=1)
     train_batch_size: int = Field(default=1000, ge=1, le=1_000_000, description="env steps per iteration")
