@@ -18,7 +18,7 @@ import anyio
 import numpy as np
 from mcp.client.session import ClientSession
 
-from demo import data_preparation, evaluation, registry, training
+from demo import data_preparation, evaluation, registry, reinforcement, training
 from mcp_server.client import connect, result_text, structured
 
 
@@ -74,6 +74,8 @@ async def run(storage: Path) -> None:
         print(f"Best model: {evaluated['best_model_uri']}; report: {evaluated['report_uri']}")
         registered = await registry.run(demo, evaluated["best_model_uri"])
         print(f"Registered {registered['model_name']}: production version {registered['production_version']}")
+        rl = await reinforcement.run(demo)
+        print(f"Trained and evaluated an RL policy: {rl['policy_uri']}")
     print(f"\nDone: {demo.step} tool calls succeeded. Artifacts are under {storage}")
 
 

@@ -194,6 +194,11 @@ class Config:
             return None
         return tuple(dict.fromkeys([*([self.s3_bucket] if self.s3_bucket else []), *self.extra_allowed_buckets]))
 
+    # Ray for reinforcement learning (ml_training/rl/ray_runtime.py): RAY_ADDRESS joins that cluster;
+    # unset, the server starts a Ray of its own with MLOPS_RAY_NUM_CPUS CPUs (None: all).
+    ray_address: str | None = None
+    ray_num_cpus: int | None = None
+
     @property
     def default_location(self) -> str:
         """Where plain keys go: the bucket when one is set, else the local storage root."""
@@ -280,5 +285,8 @@ class Config:
             allow_any_bucket=buckets_raw == "*",
             max_classes=_int(env, "MLOPS_MAX_CLASSES", 1000, 2, 1_000_000),
             max_bundle_bytes=_int(env, "MLOPS_MAX_BUNDLE_MB", 2048, 1, 1024 * 1024) * 1024**2,
+            # Ray (reinforcement learning): the cluster to join, or the size of the server's own Ray.
+            ray_address=(env.get("RAY_ADDRESS") or "").strip() or None,
+            ray_num_cpus=_int(env, "MLOPS_RAY_NUM_CPUS", 0, 1, 1024) or None,
         )
         return replace(config, **overrides) if overrides else config  # type: ignore[arg-type]

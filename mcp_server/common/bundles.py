@@ -7,6 +7,7 @@ loaded, plus `metadata.json`:
     model.ubj              XGBoost (UBJSON)
     model.safetensors      torch weights, with `architecture.json` to rebuild the module
     model.keras            Keras 3 (safe_mode loading)
+    policy.safetensors     RL policy weights, with `network.json` describing the network
     preprocessor.skops     optional fitted preprocessing pipeline applied to raw features
     metadata.json          algorithm, task, hyperparameters, features, target, classes, metrics,
                            training data URI and fingerprint, library versions, and the sha256
@@ -29,7 +30,7 @@ from typing import Any, Literal
 from mcp_server.common.exceptions import BadFormatError, InvalidInputError, NotFoundError
 from mcp_server.common.s3_utils import BUNDLE_MARKER, Location, S3Utils, json_bytes, parse_json, sha256_file
 
-Family = Literal["sklearn", "xgboost", "torch", "keras"]
+Family = Literal["sklearn", "xgboost", "torch", "keras", "policy"]
 METADATA = BUNDLE_MARKER
 BUNDLE_FORMAT_VERSION = 1
 PREPROCESSOR_FILE = "preprocessor.skops"
@@ -211,6 +212,18 @@ def _load_keras(path: Path, metadata: dict[str, Any], extra_files: dict[str, byt
     return keras_models.load_keras_model(path, metadata, extra_files)
 
 
+def _save_policy(model: Any, path: Path, metadata: dict[str, Any], max_bytes: int) -> dict[str, bytes]:
+    from mcp_server.common import policy_models
+
+    return policy_models.save_policy(model, path, metadata)
+
+
+def _load_policy(path: Path, metadata: dict[str, Any], extra_files: dict[str, bytes]) -> Any:
+    from mcp_server.common import policy_models
+
+    return policy_models.load_policy(path, metadata, extra_files)
+
+
 @dataclass(frozen=True)
 class Codec:
     """How one model family is stored: its file name, and a save and a load that run no code
@@ -228,6 +241,7 @@ CODECS: dict[str, Codec] = {
     "xgboost": Codec("model.ubj", _save_xgboost, _load_xgboost),
     "torch": Codec("model.safetensors", _save_torch, _load_torch),
     "keras": Codec("model.keras", _save_keras, _load_keras),
+    "policy": Codec("policy.safetensors", _save_policy, _load_policy),  # RL policies, with network.json
 }
 MODEL_FILES: dict[str, str] = {family: codec.model_file for family, codec in CODECS.items()}
 

@@ -117,4 +117,21 @@ class MLEvaluationCapability(BaseCapability):
                 idempotent=True,
                 open_world=False,
             ),
+            ToolSpec(
+                name="evaluate_reinforcement",
+                title="Evaluate RL policy",
+                description=(
+                    "Run a policy bundle (train_ppo, train_dqn, train_a3c) greedily for n_episodes (default 10) on "
+                    "its environment (or environment / env_spec_s3_uri), episode i seeded random_state + i: "
+                    "return mean and std, episode length, success_rate against success_threshold (default: the "
+                    "env's reward threshold), and every return. The same seed gives the same numbers." + _SAVED
+                ),
+                input_model=s.EvaluateReinforcementInput,
+                output_model=s.EvaluateReinforcementOutput,
+                fn=f"{_TOOLS}.reinforcement:evaluate_reinforcement",
+                read_only=False,
+                destructive=False,
+                idempotent=False,
+                open_world=False,
+            ),
         ]

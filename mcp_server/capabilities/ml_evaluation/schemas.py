@@ -209,6 +209,9 @@ class VisualizationInput(ToolInput):
     target_column: str | None = Field(None, description=_TARGET)
     output_s3_uri: str | None = Field(None, description="default <model>/plots/<plot_type>.png")
     top_n: int = Field(20, ge=1, le=200, description="feature_importance: features shown")
+    evaluation_s3_uri: str | None = Field(
+        None, description="reward_curve: also draw the mean return of this evaluate_reinforcement result"
+    )
 
 
 class VisualizationOutput(ToolResultModel):
@@ -254,3 +257,31 @@ class GenerateReportOutput(ToolResultModel):
     passed: bool | None = None
     bytes: int
     sha256: str
+
+
+# ---------------------------------------------------------------------------- evaluate_reinforcement
+class EvaluateReinforcementInput(ToolInput):
+    model_s3_uri: str = Field(description="a policy bundle written by train_ppo, train_dqn or train_a3c")
+    environment: str | None = Field(None, description="a Gymnasium id; default: the bundle's environment")
+    env_spec_s3_uri: str | None = Field(None, description="or an env spec (preprocess_reinforcement)")
+    n_episodes: int = Field(10, ge=1, le=1000, description="episodes to run")
+    success_threshold: float | None = Field(
+        None, description="an episode succeeds when its return is >= this; default: the env's reward threshold"
+    )
+    random_state: int = Field(0, ge=0, le=2**32 - 1, description="episode i is reset with seed random_state + i")
+    save_result: bool = Field(True, description=_SAVE)
+
+
+class EvaluateReinforcementOutput(ToolResultModel):
+    model_s3_uri: str
+    algorithm: str | None
+    environment: str
+    n_episodes: int
+    random_state: int
+    success_threshold: float | None
+    metrics: dict[str, float | None] = Field(
+        description="episode_return_mean, episode_return_std, episode_length_mean, success_rate"
+    )
+    returns: list[float]
+    lengths: list[int]
+    evaluation_s3_uri: str | None = None

@@ -10,6 +10,12 @@ from mcp_server.capabilities.ml_training.tools.common import Trainer
 # the first call, so listing tools stays fast.
 _TOOLS = "mcp_server.capabilities.ml_training.tools"
 
+_RL = (
+    " Environment: a Gymnasium id or env_spec_s3_uri (preprocess_reinforcement; wrappers run in the workers). "
+    "stop: target_return, max_iterations, max_timesteps, max_seconds (default: reward threshold, 200k steps "
+    "or 600 s); stopped_by says which. Writes the policy as safetensors + network.json (no pickle)."
+)
+
 # The trainers: one row each (fits run in worker processes; see tools/common.py).
 TRAINERS: tuple[Trainer, ...] = (
     Trainer(
@@ -79,6 +85,45 @@ TRAINERS: tuple[Trainer, ...] = (
         s.TrainTSNEOutput,
         fit=f"{_TOOLS}.unsupervised:fit_tsne",
         prepare=f"{_TOOLS}.unsupervised:prepare_tsne",
+    ),
+    *(
+        Trainer(
+            f"train_{algorithm}",
+            f"Train {algorithm.upper()}",
+            text + _RL,
+            "iteration",
+            input_model,
+            output_model,
+            fit=f"{_TOOLS}.reinforcement:fit_rl",
+            prepare=f"{_TOOLS}.reinforcement:prepare_{algorithm}",
+            # The driver runs in the server's job thread, connected to the server's one Ray; the
+            # heavy work runs in Ray's own worker processes (env runners, learners, A3C actors).
+            worker_process=False,
+        )
+        for algorithm, text, input_model, output_model in (
+            (
+                "ppo",
+                "Train a PPO policy with RLlib on Ray (discrete or continuous actions); defaults solve CartPole-v1. "
+                "resume_from continues a PPO bundle.",
+                s.TrainPPOInput,
+                s.TrainPPOOutput,
+            ),
+            (
+                "dqn",
+                "Train a DQN policy with RLlib on Ray (double, dueling, n-step, prioritized replay; discrete "
+                "actions only). resume_from continues a DQN bundle.",
+                s.TrainDQNInput,
+                s.TrainDQNOutput,
+            ),
+            (
+                "a3c",
+                "Train with asynchronous advantage actor-critic: num_workers Ray actors (default 2) send n-step "
+                "gradients to a parameter holder that applies each as it comes, no barrier; async_stats shows "
+                "updates and staleness. Discrete actions only.",
+                s.TrainA3CInput,
+                s.TrainA3COutput,
+            ),
+        )
     ),
 )
 

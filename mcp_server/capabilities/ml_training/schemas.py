@@ -372,3 +372,133 @@ class SaveModelOutput(ToolResultModel):
     input_name: str | None = None
     feature_names: list[str] | None = None
     note: str | None = None
+
+
+# --------------------------------------------------------------------------- reinforcement learning
+RLActivation = Literal["tanh", "relu"]
+
+
+class RLStop(BaseModel):
+    """When to stop training: the first limit reached wins (`stopped_by` says which)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_return: float | None = Field(default=None, description="stop once the mean episode return reaches this")
+    max_iterations: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_timesteps: int | None = Field(default=None, ge=1, le=100_000_000, description="environment steps")
+    max_seconds: float | None = Field(default=None, gt=0, le=86_400)
+
+
+class RLHyperparameters(Hyperparameters):
+    gamma: float = Field(default=0.99, gt=0, le=1, description="discount factor")
+    hidden_layers: list[LayerUnits] = Field(default=[32], min_length=1, max_length=8, description="units per layer")
+    activation: RLActivation = "tanh"
+    grad_clip: float | None = Field(default=40.0, gt=0, description="global gradient-norm clip; null: none")
+
+
+class PPOHyperparameters(RLHyperparameters):
+    learning_rate: float = Field(default=3e-4, gt=0, le=1)
+    train_batch_size: int = Field(default=2000, ge=32, le=1_000_000, description="env steps per iteration")
+    batch_size: int = Field(default=128, ge=8, le=65_536, description="SGD minibatch")
+    num_epochs: int = Field(default=6, ge=1, le=100, description="passes over each iteration's batch")
+    vf_loss_coeff: float = Field(default=0.01, ge=0, le=100)
+    entropy_coeff: float = Field(default=0.0, ge=0, le=1)
+    clip_param: float = Field(default=0.2, gt=0, le=1)
+    gae_lambda: float = Field(default=0.95, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> PPOHyperparameters:
+        if self.batch_size > self.train_batch_size:
+            raise ValueError("batch_size (the SGD minibatch) must not exceed train_batch_size")
+        return self
+
+
+class DQNHyperparameters(RLHyperparameters):
+    # RLlib's tuned CartPole sizes: smaller networks learn far less steadily.
+    hidden_layers: list[LayerUnits] = Field(default=[256], min_length=1, max_length=8, description="units per layer")
+    head_hidden_layers: list[LayerUnits] = Field(
+        default=[256], max_length=4, description="hidden layers of the Q (advantage and value) heads"
+    )
+    learning_rate: float = Field(default=5e-4, gt=0, le=1)
+    train_batch_size: int = Field(default=1000, ge=1, le=1_000_000, description="env steps per iteration")
+    batch_size: int = Field(default=32, ge=8, le=65_536, description="SGD minibatch drawn from the replay buffer")
+    replay_buffer_capacity: int = Field(default=50_000, ge=100, le=10_000_000)
+    prioritized_replay: bool = True
+    learning_starts: int = Field(default=1000, ge=0, le=10_000_000, description="env steps before learning starts")
+    epsilon_start: float = Field(default=1.0, ge=0, le=1)
+    epsilon_end: float = Field(default=0.02, ge=0, le=1)
+    epsilon_timesteps: int = Field(default=10_000, ge=1, le=100_000_000, description="steps of the linear decay")
+    target_network_update_freq: int = Field(default=500, ge=1, le=10_000_000, description="in env steps")
+    n_step: int = Field(default=3, ge=1, le=100)
+    double_q: bool = True
+    dueling: bool = True
+    rollout_fragment_length: int = Field(default=4, ge=1, le=1000, description="env steps sampled per gradient step")
+
+
+class A3CHyperparameters(RLHyperparameters):
+    hidden_layers: list[LayerUnits] = Field(default=[64], min_length=1, max_length=8, description="units per layer")
+    learning_rate: float = Field(default=2e-3, gt=0, le=1, description="Adam step size of the parameter holder")
+    n_step: int = Field(default=32, ge=1, le=10_000, description="rollout length of each gradient")
+    vf_loss_coeff: float = Field(default=0.5, ge=0, le=100)
+    entropy_coeff: float = Field(default=0.01, ge=0, le=1)
+    train_batch_size: int = Field(
+        default=2000, ge=32, le=1_000_000, description="env steps (all workers) per reported iteration"
+    )
+
+
+class RLTrainInput(JobInput):
+    environment: str | None = Field(
+        default=None, description="a Gymnasium id (CartPole-v1, Acrobot-v1, MountainCar-v0, Pendulum-v1, ...)"
+    )
+    env_spec_s3_uri: str | None = Field(default=None, description="or an env spec written by preprocess_reinforcement")
+    model_output_s3_uri: str = Field(description="folder where the policy bundle is written")
+    stop: RLStop | None = Field(
+        default=None,
+        description="limits; default: the env's reward threshold, 200k timesteps or 600 s, whichever comes first",
+    )
+    random_state: int | None = _seed()
+
+
+class TrainPPOInput(RLTrainInput):
+    hyperparameters: PPOHyperparameters | None = Field(default=None, description="PPO settings")
+    num_workers: int = Field(default=1, ge=0, le=32, description="RLlib env runners (0: sample in the driver)")
+    resume_from: str | None = Field(default=None, description="a PPO bundle to continue from (its settings are reused)")
+
+
+class TrainDQNInput(RLTrainInput):
+    hyperparameters: DQNHyperparameters | None = Field(default=None, description="DQN settings")
+    num_workers: int = Field(default=1, ge=0, le=32, description="RLlib env runners (0: sample in the driver)")
+    resume_from: str | None = Field(default=None, description="a DQN bundle to continue from (its settings are reused)")
+
+
+class TrainA3CInput(RLTrainInput):
+    hyperparameters: A3CHyperparameters | None = Field(default=None, description="A3C settings")
+    num_workers: int = Field(default=2, ge=1, le=32, description="asynchronous worker actors")
+
+
+class AsyncStats(BaseModel):
+    workers: int
+    updates: int
+    updates_per_worker: list[int]
+    mean_staleness: float
+    max_staleness: int
+
+
+class RLTrainingOutput(TrainingOutput):
+    metrics: dict[str, float | None] | None = None  # type: ignore[assignment]
+    stopped_by: Literal["target_return", "max_iterations", "max_timesteps", "max_seconds"] | None = None
+    environment: str | None = None
+    history_total: int | None = Field(default=None, description="iterations recorded (history shows at most 50)")
+    ray_address: str | None = Field(default=None, description="the Ray cluster that ran it (GCS address)")
+
+
+class TrainPPOOutput(RLTrainingOutput):
+    pass
+
+
+class TrainDQNOutput(RLTrainingOutput):
+    pass
+
+
+class TrainA3COutput(RLTrainingOutput):
+    async_stats: AsyncStats | None = None

@@ -114,7 +114,9 @@ def learning_curve_png(bundle: Bundle) -> bytes:
     )
 
 
-def reward_curve_png(bundle: Bundle) -> bytes:
+def reward_curve_png(bundle: Bundle, evaluation_returns: list[float] | None = None) -> bytes:
+    """The mean episode return per training iteration (min-max band), and the mean return of a
+    greedy evaluation (evaluate_reinforcement) as a flat line when one is given."""
     rows = [row for row in history_rows(bundle) if row.get("episode_return_mean") is not None]
     if not rows:
         raise InvalidInputError(
@@ -126,9 +128,13 @@ def reward_curve_png(bundle: Bundle) -> bytes:
     band = None
     if all("episode_return_min" in r and "episode_return_max" in r for r in rows):
         band = ([r["episode_return_min"] for r in rows], [r["episode_return_max"] for r in rows])
+    series: dict[str, list[Any]] = {"episode_return_mean": [r["episode_return_mean"] for r in rows]}
+    if evaluation_returns:
+        mean = float(np.mean(evaluation_returns))
+        series[f"greedy evaluation: mean of {len(evaluation_returns)} episodes"] = [mean] * len(rows)
     return plots.line_chart_png(
         xs,
-        {"episode_return_mean": [r["episode_return_mean"] for r in rows]},
+        series,
         title=f"Reward curve: {bundle.metadata.get('algorithm')}",
         xlabel=x_key,
         ylabel="episode return",
@@ -156,7 +162,13 @@ def clusters_png(p: ev.Predictions) -> bytes:
     )
 
 
-def render_plot(plot_type: str, bundle: Bundle, predictions: ev.Predictions | None, top_n: int = 20) -> bytes:
+def render_plot(
+    plot_type: str,
+    bundle: Bundle,
+    predictions: ev.Predictions | None,
+    top_n: int = 20,
+    evaluation_returns: list[float] | None = None,
+) -> bytes:
     """PNG bytes of `plot_type`; prediction plots need `predictions` on test data."""
     check_plot_applies(bundle, plot_type)
     if plot_type == "feature_importance":
@@ -167,7 +179,7 @@ def render_plot(plot_type: str, bundle: Bundle, predictions: ev.Predictions | No
     if plot_type == "learning_curve":
         return learning_curve_png(bundle)
     if plot_type == "reward_curve":
-        return reward_curve_png(bundle)
+        return reward_curve_png(bundle, evaluation_returns)
     if predictions is None:
         raise InvalidInputError(
             f"{plot_type} is drawn from predictions on test data",
@@ -224,8 +236,18 @@ def visualization(ctx: ToolContext, params: VisualizationInput) -> ToolOutput:
             )
         _, frame = ev.read_test_data(ctx.storage, params.test_data_s3_uri)
         predictions = ev.predict_on(bundle, frame, params.target_column)
+    returns = None
+    if params.evaluation_s3_uri and params.plot_type == "reward_curve":
+        record = ev.read_evaluation(ctx.storage, params.evaluation_s3_uri)
+        returns = [float(r) for r in record.get("returns") or []]
+        if not returns:
+            raise InvalidInputError(
+                f"{params.evaluation_s3_uri} holds no episode returns",
+                field="evaluation_s3_uri",
+                hint="Pass the evaluation_s3_uri that evaluate_reinforcement returned.",
+            )
     ctx.check_cancelled()
-    png = render_plot(params.plot_type, bundle, predictions, params.top_n)
+    png = render_plot(params.plot_type, bundle, predictions, params.top_n, returns)
     digest = ctx.storage.write_bytes(dest, png, "image/png")
     data = VisualizationOutput(
         model_s3_uri=bundle.uri,

@@ -24,7 +24,7 @@ from mcp_server.capabilities.ml_training.schemas import JobInput, TrainingOutput
 from mcp_server.common.bundles import METADATA, Family, write_bundle
 from mcp_server.common.exceptions import CancelledError, InvalidInputError, MLOpsError, NotFoundError
 from mcp_server.common.history import capped_history
-from mcp_server.common.jobs import Job, run_job
+from mcp_server.common.jobs import Job, Work, run_job
 from mcp_server.common.s3_utils import Location, S3Utils
 from mcp_server.common.workers import ProcessTask
 
@@ -45,6 +45,7 @@ class Trainer:
     output_model: type[TrainingOutput]
     fit: str  # "module:function": fit(job, storage, params, model_loc, *prepared)
     prepare: str | None = None  # "module:function": prepare(storage, params, model_loc) -> prepared
+    worker_process: bool = True  # False: the fit runs in a thread of the server (it only drives others)
 
     def tool_spec(self) -> ToolSpec:
         return ToolSpec(
@@ -136,6 +137,7 @@ async def run_trainer(
     fit_args: tuple[Any, ...],
     *,
     model_loc: Location,
+    worker_process: bool = True,
 ) -> ToolOutput:
     """Run the fit named `fit` as `fit(job, storage, *fit_args)` in a worker process and answer
     with its result, or with the job handle if it outlives the wait."""
@@ -146,7 +148,10 @@ async def run_trainer(
 
     info = {"model_output_s3_uri": model_loc.uri, **{k: v for k, v in inputs.items() if v}}
     limit = ctx.config.default_max_wait_seconds if params.max_wait_seconds is None else params.max_wait_seconds
-    task = ProcessTask(_timed, (fit, *fit_args))
+    storage = ctx.storage
+    task: Work = (
+        ProcessTask(_timed, (fit, *fit_args)) if worker_process else lambda job: _timed(job, storage, fit, *fit_args)
+    )
     job = await run_job(ctx.jobs, tool, task, wait=params.wait, max_wait_seconds=limit, progress=ctx, info=info)
     return job_output(ctx, job, output_model, model_loc)
 
