@@ -99,6 +99,8 @@ class ToolRouter:
                 self._specs[spec.name] = spec
                 self._owner[spec.name] = capability.name
         self._tools = [self._describe(spec) for spec in self._specs.values()]
+        self.services.call_tool = self.call  # tools calling tools by name (the pipeline), as a client would
+        self.services.tool_names = tuple(self._specs)
 
     @property
     def storage(self) -> S3Utils:

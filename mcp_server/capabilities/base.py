@@ -16,10 +16,12 @@ import anyio
 import anyio.from_thread
 from pydantic import BaseModel, ConfigDict
 
-from mcp_server.common.exceptions import CancelledError
+from mcp_server.common.exceptions import CancelledError, MLOpsError
 from mcp_server.common.logger import get_logger
 
 if TYPE_CHECKING:
+    import mcp_types as types
+
     from mcp_server.common.jobs import JobRunner
     from mcp_server.common.s3_utils import S3Utils
     from mcp_server.common.secrets import SecretStore
@@ -89,6 +91,20 @@ class ToolContext:
     @property
     def jobs(self) -> JobRunner:
         return self.services.jobs
+
+    def call_tool(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        """Call another tool by name through the router, exactly as a client would (its input is
+        validated, its failure is an error result). From a thread, never the event loop: on the
+        request's loop while the request is live, else on a private loop of this thread (a job)."""
+        caller = self.services.call_tool
+        if caller is None:
+            raise MLOpsError("this server has no tool router to call tools through")
+        if self._token is not None and not self._detached:
+            try:
+                return anyio.from_thread.run(caller, name, arguments, token=self._token)
+            except RuntimeError:  # the request's loop has gone: use a private one
+                pass
+        return anyio.run(caller, name, arguments)
 
     def detach(self) -> None:
         """Stop sending progress: the request this context belonged to has been answered."""
