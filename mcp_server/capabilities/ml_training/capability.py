@@ -11,6 +11,7 @@ from mcp_server.capabilities.ml_training import schemas as s
 from mcp_server.capabilities.ml_training.tools.export import save_model
 from mcp_server.capabilities.ml_training.tools.jobs import cancel_training_job, get_training_metrics
 from mcp_server.capabilities.ml_training.tools.neural import train_neural_network
+from mcp_server.capabilities.ml_training.tools.pipeline import get_pipeline_run, run_pipeline
 from mcp_server.capabilities.ml_training.tools.supervised import train_random_forest, train_xgboost
 from mcp_server.capabilities.ml_training.tools.unsupervised import train_dbscan, train_kmeans, train_pca, train_tsne
 
@@ -164,6 +165,39 @@ class MLTrainingCapability(BaseCapability):
                 output_model=s.SaveModelOutput,
                 fn=save_model,
                 read_only=False,
+                destructive=False,
+                idempotent=True,
+                open_world=False,
+            ),
+            ToolSpec(
+                name="run_pipeline",
+                title="Run the training pipeline",
+                description=(
+                    "Train, judge, register and announce a model from a training config (or a GitHub issue's: "
+                    "repository + issue_number): load, validate, preprocess, split, train (retried with adjusted "
+                    "hyperparameters up to max_retries, default 2), evaluate, judge against thresholds (default: "
+                    "accuracy>=0.85 and f1>=0.80, r2>=0.80, silhouette>=0.50, or the environment's reward "
+                    "threshold), then on a pass register and promote the best model; notify the config's channels "
+                    "and comment and label the issue. A job: run_id is a job_id; wait=false returns at once; "
+                    "dry_run plans only. The same issue and config again returns the earlier run."
+                ),
+                input_model=s.RunPipelineInput,
+                output_model=s.RunPipelineOutput,
+                fn=run_pipeline,
+                read_only=False,
+                destructive=False,
+                idempotent=True,
+                open_world=True,
+            ),
+            ToolSpec(
+                name="get_pipeline_run",
+                title="Get a pipeline run",
+                description="A pipeline run as it stands: status, stages with outputs and attempts, verdict, "
+                "registered version (also after a restart).",
+                input_model=s.GetPipelineRunInput,
+                output_model=s.RunPipelineOutput,
+                fn=get_pipeline_run,
+                read_only=True,
                 destructive=False,
                 idempotent=True,
                 open_world=False,
