@@ -3,6 +3,7 @@ GitHub on a loopback REST server and Slack, Teams, Discord and email on loopback
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from tests.notification.servers import DISCORD_PATH, SLACK_WEBHOOK_PATH, TEAMS_P
 REPO = "octo-org/ml-models"
 DATASET = "datasets/cancer.csv"
 CHANNELS = ["slack", "teams", "discord", "email"]
+WEBHOOK_SECRET = "pipeline-webhook-secret"
 
 
 @dataclass
@@ -100,6 +102,7 @@ def world(aws: Any, storage_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
                 "SLACK_WEBHOOK_URL": hooks.slack_webhook,
                 "TEAMS_WEBHOOK_URL": hooks.teams_webhook,
                 "DISCORD_WEBHOOK_URL": hooks.discord_webhook,
+                "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
             },
         )
         router.services.outbound_client = OutboundClient(config.outbound_allow, retry=RetryPolicy(sleep=lambda s: None))
@@ -280,3 +283,39 @@ async def test_pipelines_run_with_one_training_slot(world: World) -> None:
 async def test_unknown_run_id_is_a_clear_error(world: World) -> None:
     assert "no pipeline run" in await call_error(world.router, "get_pipeline_run", run_id="job-nope")
     assert "not a run id" in await call_error(world.router, "get_pipeline_run", run_id="../etc")
+
+
+def _signed_delivery(world: World, number: int, delivery_id: str) -> dict[str, Any]:
+    import hashlib
+    import hmac
+
+    issue = world.github.repos[REPO].issues[number]
+    payload = json.dumps(
+        {
+            "action": "labeled",
+            "issue": {"number": number, "body": issue["body"], "labels": issue["labels"]},
+            "repository": {"full_name": REPO},
+            "sender": {"login": "octocat"},
+        }
+    )
+    signature = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    return {"event": "issues", "delivery_id": delivery_id, "payload": payload, "signature": signature, "run": True}
+
+
+@pytest.mark.anyio
+async def test_webhook_with_run_starts_the_pipeline_and_returns_its_run_id(world: World) -> None:
+    number = world.issue(_config(notify=[]))
+    started = time.monotonic()
+    handled = await call(world.router, "handle_webhook_event", **_signed_delivery(world, number, "delivery-1"))
+    assert handled["accepted"] is True and handled["run_error"] is None
+    assert time.monotonic() - started < 5  # returned at once, not after the training
+    run = await _wait_for(world.router, handled["run_id"], ("succeeded", "failed", "cancelled"))
+    assert run["status"] == "succeeded" and run["registered"]["version"] == 1
+    assert run["repository"] == REPO and run["issue_number"] == number
+    assert "mlops:passed" in world.labels(number)
+
+    # A new delivery about the same issue and config starts nothing new: the earlier run stands.
+    again = await call(world.router, "handle_webhook_event", **_signed_delivery(world, number, "delivery-2"))
+    assert again["run_id"] == handled["run_id"]
+    versions = await call(world.router, "list_model_versions", model_name="cancer-rf")
+    assert versions["count"] == 1
