@@ -168,3 +168,73 @@ class BaseCapability:
     def tool_specs(self) -> list[ToolSpec]:
         """The capability's tools. Subclasses return their table; an unfinished one returns []."""
         return []
+
+    def resource_templates(self) -> list[ResourceTemplateSpec]:
+        """The capability's resources (MCP resources/list, resources/read, templates)."""
+        return []
+
+    def prompt_specs(self) -> list[PromptSpec]:
+        """The capability's prompts (MCP prompts/list, prompts/get)."""
+        return []
+
+
+# ----------------------------------------------------------------------------- resources and prompts
+@dataclass(frozen=True)
+class ResourceContent:
+    """What `resources/read` returns for one URI: text (JSON, HTML, Markdown) or bytes (PNG)."""
+
+    data: str | bytes
+    mime_type: str
+
+
+ResourceReader = Callable[["Services", dict[str, str]], Coroutine[Any, Any, ResourceContent]]
+Completer = Callable[["Services", str, dict[str, str]], Coroutine[Any, Any, list[str]]]
+
+
+@dataclass(frozen=True)
+class ResourceTemplateSpec:
+    """A family of resources (`mlops://registry/{model_name}`): how to read one, which storage keys
+    are one (for `resources/list`), and completions of its arguments."""
+
+    uri_template: str
+    name: str
+    description: str
+    mime_type: str | None
+    read: ResourceReader
+    # storage key -> (this template's arguments, display name), or None: not one of these
+    match_key: Callable[[str], tuple[dict[str, str], str] | None] | None = None
+    complete: dict[str, Completer] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PromptArgumentSpec:
+    name: str
+    description: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """A standard workflow as an MCP prompt: its arguments, the text it renders, and completions."""
+
+    name: str
+    title: str
+    description: str
+    arguments: tuple[PromptArgumentSpec, ...]
+    render: Callable[[dict[str, str]], str]
+    complete: dict[str, Completer] = field(default_factory=dict)
+
+
+async def tool_json(services: Services, tool: str, arguments: dict[str, Any]) -> ResourceContent:
+    """A resource read as a tool call by name (how a capability shows its own data), as JSON."""
+    import json
+
+    import mcp_types as types
+
+    if services.call_tool is None or tool not in services.tool_names:
+        raise MLOpsError(f"{tool} is not available on this server")
+    result = await services.call_tool(tool, arguments)
+    texts = [c.text for c in result.content if isinstance(c, types.TextContent)]
+    if result.is_error:
+        raise MLOpsError("\n".join(texts))
+    return ResourceContent(json.dumps(result.structured_content or {}, indent=1, default=str), "application/json")

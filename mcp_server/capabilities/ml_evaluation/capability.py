@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mcp_server.capabilities.base import BaseCapability, ToolSpec
+from mcp_server.capabilities.base import BaseCapability, ResourceTemplateSpec, ToolSpec
 from mcp_server.capabilities.ml_evaluation import schemas as s
 from mcp_server.capabilities.ml_evaluation.tools.compare import compare_models
 from mcp_server.capabilities.ml_evaluation.tools.evaluate import (
@@ -144,3 +144,8 @@ class MLEvaluationCapability(BaseCapability):
                 open_world=False,
             ),
         ]
+
+    def resource_templates(self) -> list[ResourceTemplateSpec]:
+        from mcp_server.capabilities.ml_evaluation import resources
+
+        return resources.resource_templates()

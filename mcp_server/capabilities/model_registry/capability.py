@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mcp_server.capabilities.base import BaseCapability, ToolSpec
+from mcp_server.capabilities.base import BaseCapability, PromptSpec, ResourceTemplateSpec, ToolSpec
 from mcp_server.capabilities.model_registry import schemas as s
 from mcp_server.capabilities.model_registry.tools.model_registration import register_model
 from mcp_server.capabilities.model_registry.tools.rollback import rollback_model
@@ -115,3 +115,13 @@ class ModelRegistryCapability(BaseCapability):
                 open_world=False,
             ),
         ]
+
+    def resource_templates(self) -> list[ResourceTemplateSpec]:
+        from mcp_server.capabilities.model_registry import resources
+
+        return resources.resource_templates()
+
+    def prompt_specs(self) -> list[PromptSpec]:
+        from mcp_server.capabilities.model_registry import resources
+
+        return resources.prompt_specs()
