@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from mcp_server.client import result_text, structured
 from mcp_server.common.outbound import OutboundClient, RetryPolicy
 from mcp_server.common.secrets import SecretStore
 from mcp_server.config import Config
@@ -128,9 +129,19 @@ async def _wait_for(router: ToolRouter, run_id: str, statuses: tuple[str, ...], 
 @pytest.mark.anyio
 async def test_issue_becomes_a_registered_production_model(world: World) -> None:
     number = world.issue(_config())
-    run = await call(world.router, "run_pipeline", repository=REPO, issue_number=number, max_wait_seconds=300)
+    messages: list[str] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    result = await world.router.call(
+        "run_pipeline", {"repository": REPO, "issue_number": number, "max_wait_seconds": 300}, progress
+    )
+    assert not result.is_error, result_text(result)
+    run = structured(result)
 
     assert run["status"] == "succeeded", run
+    assert any(m.endswith("stage train") for m in messages) and any(m.endswith("stage comment") for m in messages)
     assert run["passed"] is True
     assert [s["name"] for s in run["stages"]] == [
         "load", "validate", "preprocess", "split", "train", "evaluate", "judge", "register", "notify", "comment",
@@ -319,3 +330,21 @@ async def test_webhook_with_run_starts_the_pipeline_and_returns_its_run_id(world
     assert again["run_id"] == handled["run_id"]
     versions = await call(world.router, "list_model_versions", model_name="cancer-rf")
     assert versions["count"] == 1
+
+
+@pytest.mark.anyio
+async def test_cancel_a_queued_run(world: World) -> None:
+    """Pipelines beyond MLOPS_MAX_CONCURRENT_PIPELINES (2) wait; one cancelled while queued never runs."""
+    runs = [
+        await call(world.router, "run_pipeline", config=_config(notify=[], model_name=f"queued-{i}"), wait=False)
+        for i in range(3)
+    ]
+    queued = await call(world.router, "get_pipeline_run", run_id=runs[2]["run_id"])
+    assert queued["status"] == "queued"
+    cancelled = await call(world.router, "cancel_training_job", job_id=runs[2]["run_id"])
+    assert cancelled["status"] == "cancelled"
+    run = await call(world.router, "get_pipeline_run", run_id=runs[2]["run_id"])
+    assert run["status"] == "cancelled" and all(s["status"] in ("pending", "skipped") for s in run["stages"])
+    for other in runs[:2]:
+        assert (await _wait_for(world.router, other["run_id"], ("succeeded", "failed")))["status"] == "succeeded"
+    assert "queued-2" in await call_error(world.router, "list_model_versions", model_name="queued-2")

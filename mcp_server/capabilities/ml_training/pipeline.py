@@ -340,6 +340,12 @@ class PipelineRun:
             self._report_failure(exc)
             self._finish()
             raise
+        except Exception as exc:  # a bug here must still leave a finished record, not a run "running" forever
+            _log.exception("pipeline run %s failed unexpectedly", self.run_id)
+            self.record.update(status="failed", error=f"the pipeline failed unexpectedly ({type(exc).__name__})")
+            self._skip_pending("the pipeline failed unexpectedly")
+            self._finish()
+            raise
         self.record["status"] = "succeeded"
         self._finish()
         return self.record

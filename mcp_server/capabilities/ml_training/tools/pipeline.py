@@ -82,9 +82,11 @@ def read_run(ctx: ToolContext, run_id: str) -> dict[str, Any]:
     record = parse_json(ctx.storage.read_bytes(loc, max_bytes=16 * 1024**2), loc.uri)
     if not isinstance(record, dict):
         raise NotFoundError(f"the record of run {run_id!r} is unreadable", field="run_id")
-    if record.get("status") not in FINAL_STATUSES and ctx.jobs.get(run_id) is None:
+    if record.get("status") not in FINAL_STATUSES:
+        # The job knows better when it ended without the run writing its record: cancelled while
+        # queued, or left behind by a server that is gone (read from storage, "lost").
         try:
-            job = ctx.jobs.read(run_id)  # tells a dead server's leftover from a run elsewhere
+            job = ctx.jobs.read(run_id)
         except NotFoundError:
             job = {"status": "failed", "error": {"message": "its job record is missing"}}
         if job.get("status") in FINAL_STATUSES:
