@@ -26,14 +26,13 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_server.capabilities.base import BaseCapability, PromptSpec, ResourceContent, ResourceTemplateSpec
 from mcp_server.common.exceptions import ConfigError, MLOpsError
-from mcp_server.common.listing import list_keys
+from mcp_server.common.listing import is_hidden, list_keys
 from mcp_server.common.services import Services
 
 PAGE_SIZE = 100
 MAX_READ_BYTES = 4 * 1024**2  # a resource is context: larger objects are refused, with the reason
 MAX_COMPLETIONS = 100  # the MCP limit per completion answer
 _TEXT_TYPES = {".json": "application/json", ".html": "text/html", ".md": "text/markdown", ".txt": "text/plain"}
-_INTERNAL = (".mlops-tmp/", ".locks/")
 
 
 def _pattern(template: str) -> re.Pattern[str]:
@@ -126,6 +125,8 @@ class ResourceRouter:
                 match = pattern.match(uri)
                 if match:
                     arguments = {k: unquote(v) for k, v in match.groupdict().items()}
+                    if is_hidden(arguments.get("path", "")):
+                        raise _invalid(f"{uri} is server-internal, not a resource")
                     try:
                         content = await spec.read(self.services, arguments)
                     except MLOpsError as exc:
@@ -142,8 +143,8 @@ class ResourceRouter:
         storage = self.services.storage
         try:
             loc = storage.resolve(uri, "uri")
-            if loc.key.startswith(_INTERNAL) or any(p.startswith(".") for p in loc.key.split("/")):
-                raise _invalid(f"{uri} is server-internal scratch, not a resource")
+            if is_hidden(loc.key):
+                raise _invalid(f"{uri} is server-internal, not a resource")
             if not storage.exists(loc):
                 raise _invalid(f"{uri} does not exist")
             size = storage.size(loc)

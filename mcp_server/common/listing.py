@@ -41,6 +41,11 @@ def list_keys(storage: S3Utils, prefix: str = "", limit: int = MAX_KEYS) -> list
     return sorted(keys)
 
 
+def is_hidden(key: str) -> bool:
+    """Server-internal: never listed or read as a resource."""
+    return _hidden(key.lstrip("/"))
+
+
 def _hidden(key: str) -> bool:
     return key.startswith(HIDDEN_PREFIXES) or any(part.startswith(".") for part in key.split("/"))
 

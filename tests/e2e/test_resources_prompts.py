@@ -125,8 +125,16 @@ async def test_resources_prompts_and_completions_over_stdio(tmp_path: Path) -> N
         assert base64.b64decode(image.blob).startswith(b"\x89PNG")
         assert markdown["report_s3_uri"].endswith("cancer.md")
 
-        for bad in (f"file://{tmp_path}/elsewhere.csv", f"file://{root.resolve()}/.mlops-tmp/scratch.csv",
-                    "mlops://registry/no-such-model", "mlops://nothing/here", "http://example.com/x"):  # fmt: skip
+        refused = [
+            f"file://{tmp_path}/elsewhere.csv",
+            f"file://{root.resolve()}/.mlops-tmp/scratch.csv",
+            f"file://{root.resolve()}/jobs/{run_id}.json",
+            "mlops://datasets/.mlops-tmp/scratch.csv",
+            "mlops://registry/no-such-model",
+            "mlops://nothing/here",
+            "http://example.com/x",
+        ]
+        for bad in refused:
             with pytest.raises(MCPError):
                 await session.read_resource(bad)
 
