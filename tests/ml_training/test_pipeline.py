@@ -348,3 +348,43 @@ async def test_cancel_a_queued_run(world: World) -> None:
     for other in runs[:2]:
         assert (await _wait_for(world.router, other["run_id"], ("succeeded", "failed")))["status"] == "succeeded"
     assert "queued-2" in await call_error(world.router, "list_model_versions", model_name="queued-2")
+
+
+@pytest.mark.anyio
+async def test_a_stage_error_fails_the_run_with_the_tools_text_and_says_so_on_the_issue(world: World) -> None:
+    number = world.issue(_config(target_column="diagnosis", notify=["discord"]))
+    run = await call(world.router, "run_pipeline", repository=REPO, issue_number=number, max_wait_seconds=120)
+
+    assert run["status"] == "failed" and run["passed"] is None
+    validate = _stage(run, "validate")
+    assert validate["status"] == "failed" and "diagnosis" in validate["error"]
+    assert [s["status"] for s in run["stages"][2:7]] == ["skipped"] * 5
+    assert "diagnosis" in run["error"]
+    assert "failed" in world.comments(number)[0] and "validate" in world.comments(number)[0]
+    assert "mlops:failed" in world.labels(number)
+    assert world.notifications()["discord"] == 1  # pipeline_failed, naming the stage
+    job = await call(world.router, "get_training_metrics", job_id=run["run_id"])
+    assert job["status"] == "failed"
+
+
+@pytest.mark.anyio
+async def test_unsupervised_config_clusters_and_judges_silhouette(world: World) -> None:
+    from sklearn.datasets import load_iris
+
+    load_iris(as_frame=True).data.to_csv(world.root / "datasets" / "iris.csv", index=False)
+    config = {
+        "dataset_s3_uri": "datasets/iris.csv",
+        "algorithm": "kmeans",
+        "hyperparameters": {"n_clusters": 2, "n_init": 2},
+        "model_name": "iris-kmeans",
+    }
+    run = await call(world.router, "run_pipeline", config=config, max_wait_seconds=120)
+
+    assert run["status"] == "succeeded", run.get("error")
+    assert run["thresholds"] == {"silhouette": 0.5}
+    assert _stage(run, "train")["attempts"][0]["hyperparameters"] == {"kmeans": {"n_clusters": 2, "n_init": 2}}
+    silhouette = _stage(run, "evaluate")["outputs"]["metrics"]["kmeans"]["silhouette"]
+    assert run["passed"] is (silhouette >= 0.5)
+    assert _stage(run, "comment")["status"] == "skipped"  # not about an issue
+    if run["passed"]:
+        assert run["registered"]["model_name"] == "iris-kmeans"
