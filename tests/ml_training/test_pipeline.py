@@ -388,3 +388,20 @@ async def test_unsupervised_config_clusters_and_judges_silhouette(world: World) 
     assert _stage(run, "comment")["status"] == "skipped"  # not about an issue
     if run["passed"]:
         assert run["registered"]["model_name"] == "iris-kmeans"
+
+
+@pytest.mark.anyio
+async def test_a_run_left_running_by_a_dead_server_reads_as_failed(world: World) -> None:
+    from tests.ml_training.test_jobs import _write_record
+
+    run_id = "job-20260101-000000-deadbeef"
+    _write_record(world.root, run_id, tool="run_pipeline", kind="pipeline")
+    states = (("load", "succeeded"), ("validate", "running"), ("preprocess", "pending"))
+    stages = [{"name": n, "status": s, "seconds": None, "outputs": {}} for n, s in states]
+    (world.root / "pipelines").mkdir(exist_ok=True)
+    (world.root / "pipelines" / f"{run_id}.json").write_text(
+        json.dumps({"run_id": run_id, "status": "running", "stages": stages})
+    )
+    run = await call(world.router, "get_pipeline_run", run_id=run_id)
+    assert run["status"] == "failed" and "lost" in run["error"]
+    assert [s["status"] for s in run["stages"]] == ["succeeded", "failed", "skipped"]
