@@ -2,8 +2,8 @@
 announced model, with every stage's outputs in a run record (`pipelines/<run_id>.json`).
 
 The pipeline drives the other capabilities only by calling their tools through the router by
-name, exactly as a client would (`ToolContext.call_tool`): an error result of a tool becomes a
-failed stage carrying its text. It runs as a light thread job of kind `pipeline` (its own
+name, exactly as a client would (`Services.call_tool`, on an event loop of the run's own): an
+error result of a tool becomes a failed stage carrying its text. It runs as a light thread job of kind `pipeline` (its own
 concurrency limit), and submits the training as ordinary training jobs (`wait: false`) which it
 polls, so a pipeline never holds the slot its own training needs.
 
@@ -26,7 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio.from_thread
 import mcp_types as types
+from anyio.from_thread import BlockingPortal
 
 from mcp_server.capabilities.base import ToolContext
 from mcp_server.common.bundles import now_iso
@@ -241,7 +243,7 @@ class PipelineRun:
     """One run: its record (the tool's output shape) and the stage machinery. `execute` is the
     job's work; every change of the record is written to `pipelines/<run_id>.json`."""
 
-    ctx: ToolContext  # a context of the job (no request): tool calls run on the job thread's own loop
+    ctx: ToolContext  # a context of the job: no request, its tool calls run on the run's own loop
     run_id: str
     config: dict[str, Any]
     target: Target
@@ -249,6 +251,7 @@ class PipelineRun:
     key: str | None
     record: dict[str, Any] = field(default_factory=dict)
     job: Job | None = None
+    _portal: BlockingPortal | None = None
     _started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -318,13 +321,25 @@ class PipelineRun:
 
     def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """Call a tool by name as a client would; its error result raises with the tool's own text."""
-        result = self.ctx.call_tool(tool, arguments)
+        caller = self.ctx.services.call_tool
+        if self._portal is None or caller is None:
+            raise StageError("the pipeline runs only as a job of a server with a tool router")
+        result = self._portal.call(caller, tool, arguments)
         if result.is_error:
             raise StageError(f"{tool}: {result_text(result)}")
         return result_data(result)
 
     # ------------------------------------------------------------------ the run
     def execute(self, job: Job) -> dict[str, Any]:
+        # One event loop (in a thread of its own) for every tool call of the run.
+        with anyio.from_thread.start_blocking_portal() as portal:
+            self._portal = portal
+            try:
+                return self._execute(job)
+            finally:
+                self._portal = None
+
+    def _execute(self, job: Job) -> dict[str, Any]:
         self.job = job
         self.record["status"] = "running"
         self.persist()
