@@ -3,9 +3,9 @@ announced model, with every stage's outputs in a run record (`pipelines/<run_id>
 
 The pipeline drives the other capabilities only by calling their tools through the router by
 name, exactly as a client would (`Services.call_tool`, on an event loop of the run's own): an
-error result of a tool becomes a failed stage carrying its text. It runs as a light thread job of kind `pipeline` (its own
-concurrency limit), and submits the training as ordinary training jobs (`wait: false`) which it
-polls, so a pipeline never holds the slot its own training needs.
+error result of a tool becomes a failed stage carrying its text. It runs as a light thread job
+of kind `pipeline` (its own concurrency limit), and submits the training as ordinary training
+jobs (`wait: false`) which it polls, so a pipeline never holds the slot its own training needs.
 
 Retry rule when no model passes the thresholds (at most `max_retries` more attempts), per algorithm:
 - random_forest: twice the trees (`n_estimators`), twice `max_depth` when one is set
