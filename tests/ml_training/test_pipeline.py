@@ -405,3 +405,24 @@ async def test_a_run_left_running_by_a_dead_server_reads_as_failed(world: World)
     run = await call(world.router, "get_pipeline_run", run_id=run_id)
     assert run["status"] == "failed" and "lost" in run["error"]
     assert [s["status"] for s in run["stages"]] == ["succeeded", "failed", "skipped"]
+
+
+@pytest.mark.anyio
+async def test_two_racing_requests_for_one_issue_make_one_run(world: World) -> None:
+    import anyio
+
+    number = world.issue(_config(notify=[]))
+    runs: list[dict[str, Any]] = []
+
+    async def request() -> None:
+        runs.append(await call(world.router, "run_pipeline", repository=REPO, issue_number=number, wait=False))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(3):
+            group.start_soon(request)
+    assert len({r["run_id"] for r in runs}) == 1, runs
+    assert sorted(r["reused"] for r in runs) == [False, True, True]
+    done = await _wait_for(world.router, runs[0]["run_id"], ("succeeded", "failed", "cancelled"))
+    assert done["status"] == "succeeded"
+    versions = await call(world.router, "list_model_versions", model_name="cancer-rf")
+    assert versions["count"] == 1 and len(world.comments(number)) == 1

@@ -6,8 +6,10 @@ belongs to github_integration); the run itself is `pipeline.PipelineRun`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import time
 from typing import Any
 
 import anyio.to_thread
@@ -36,6 +38,8 @@ from mcp_server.common.s3_utils import json_bytes, parse_json
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 _RERUNNABLE = frozenset({"failed", "cancelled"})  # an earlier run that ended so may be run again
+_JOB_MISSING = "its job record is missing"
+_STARTING_SECONDS = 60.0  # a claim this young whose run has no job yet is still being started
 
 
 async def resolve_config(ctx: ToolContext, params: RunPipelineInput) -> dict[str, Any]:
@@ -88,7 +92,7 @@ def read_run(ctx: ToolContext, run_id: str) -> dict[str, Any]:
         try:
             job = ctx.jobs.read(run_id)
         except NotFoundError:
-            job = {"status": "failed", "error": {"message": "its job record is missing"}}
+            job = {"status": "failed", "error": {"message": _JOB_MISSING}}
         if job.get("status") in FINAL_STATUSES:
             message = (job.get("error") or {}).get("message") or job["status"]
             record.update(status="failed" if job["status"] != "cancelled" else "cancelled", error=message)
@@ -99,24 +103,27 @@ def read_run(ctx: ToolContext, run_id: str) -> dict[str, Any]:
 
 
 def _claim(ctx: ToolContext, key: str, run_id: str) -> dict[str, Any] | None:
-    """Record `run_id` as the run of `key`; returns the earlier run instead when one stands."""
-    import hashlib
-
+    """Record `run_id` as the run of `key` (create-only: of two racing requests one wins); returns
+    the earlier run instead when one stands (live, succeeded, or still being started)."""
     loc = ctx.storage.resolve(f"{PIPELINES_PREFIX}/keys/{hashlib.sha256(key.encode()).hexdigest()}.json", "config")
-    entry = json_bytes({"key": key, "run_id": run_id})
+    entry = json_bytes({"key": key, "run_id": run_id, "claimed_epoch": time.time()})
     try:
         ctx.storage.create_only(loc, entry, "application/json")
         return None
     except ConflictError:
         pass
-    earlier_id = parse_json(ctx.storage.read_bytes(loc, max_bytes=65536), loc.uri).get("run_id")
+    claim = parse_json(ctx.storage.read_bytes(loc, max_bytes=65536), loc.uri)
+    earlier_id = str(claim.get("run_id"))
+    starting = time.time() - float(claim.get("claimed_epoch") or 0) < _STARTING_SECONDS
     try:
-        earlier = read_run(ctx, str(earlier_id))
-    except (NotFoundError, InvalidInputError):
-        earlier = None
+        earlier: dict[str, Any] | None = read_run(ctx, earlier_id)
+    except NotFoundError:  # claimed but not written yet: the winner of a race is starting it
+        earlier = {"run_id": earlier_id, "status": "queued", "stages": []} if starting else None
+    if earlier is not None and earlier.get("error") == _JOB_MISSING and starting:
+        earlier.update(status="queued", error=None)  # its record exists, its job not yet: being started
     if earlier is not None and earlier.get("status") not in _RERUNNABLE:
         return earlier
-    ctx.storage.write_bytes(loc, entry, "application/json")  # the earlier run failed: this one replaces it
+    ctx.storage.write_bytes(loc, entry, "application/json")  # the earlier run ended badly: this one replaces it
     return None
 
 
