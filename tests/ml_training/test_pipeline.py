@@ -426,3 +426,12 @@ async def test_two_racing_requests_for_one_issue_make_one_run(world: World) -> N
     assert done["status"] == "succeeded"
     versions = await call(world.router, "list_model_versions", model_name="cancer-rf")
     assert versions["count"] == 1 and len(world.comments(number)) == 1
+
+
+@pytest.mark.anyio
+async def test_without_github_integration_the_config_cannot_be_validated_and_says_how_to_fix_it(
+    storage_root: Path,
+) -> None:
+    config = Config.from_env({"MLOPS_STORAGE_ROOT": str(storage_root), "MLOPS_CAPABILITIES": "ml_training"})
+    text = await call_error(make_router(config), "run_pipeline", config=_config(), dry_run=True)
+    assert "parse_issue_config" in text and "MLOPS_CAPABILITIES" in text
