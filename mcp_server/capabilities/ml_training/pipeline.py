@@ -33,7 +33,7 @@ from anyio.from_thread import BlockingPortal
 from mcp_server.capabilities.base import ToolContext
 from mcp_server.common.bundles import now_iso
 from mcp_server.common.exceptions import CancelledError, MLOpsError
-from mcp_server.common.jobs import Job
+from mcp_server.common.jobs import FINAL_STATUSES, Job
 from mcp_server.common.logger import get_logger
 from mcp_server.common.s3_utils import json_bytes
 
@@ -309,6 +309,10 @@ class PipelineRun:
             stage["status"] = "failed"
             stage["error"] = str(exc)
             raise StageError(f"stage {name} failed: {exc}") from exc
+        except Exception as exc:  # a bug: the stage still reads as failed, the run's handler logs it
+            stage["status"] = "failed"
+            stage["error"] = f"failed unexpectedly ({type(exc).__name__}); the details are in the server log"
+            raise
         else:
             stage["status"] = "succeeded"
         finally:
@@ -480,12 +484,16 @@ class PipelineRun:
         started = self.call(tool, args)
         job_id = started["job_id"]
         train_job = self.ctx.jobs.get(job_id)
-        while started.get("status") not in ("succeeded", "failed", "cancelled"):
+        status = started.get("status")
+        while status not in FINAL_STATUSES:
             if self.job is not None and self.job.cancelled:
                 self.call("cancel_training_job", {"job_id": job_id, "wait_seconds": 30})
                 raise CancelledError(f"pipeline run {self.run_id} was cancelled during {tool}")
-            if train_job is None or train_job.done_event.wait(0.2):
-                break
+            if train_job is not None:  # ours, in memory: wait on it without polling storage
+                status = train_job.status if train_job.done_event.wait(0.2) else None
+            else:
+                time.sleep(0.5)
+                status = self.call("get_training_metrics", {"job_id": job_id})["status"]
         final = self.call("get_training_metrics", {"job_id": job_id})
         if final["status"] != "succeeded":
             raise StageError(f"{tool} job {job_id} {final['status']}: {final.get('error') or 'no detail'}")
