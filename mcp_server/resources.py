@@ -88,8 +88,9 @@ class ResourceRouter:
             claimed = spec.match_key(key) if spec.match_key else None
             if claimed is not None:
                 arguments, name = claimed
+                mime = spec.mime_type or _TEXT_TYPES.get("." + key.rsplit(".", 1)[-1].lower())  # reports: by suffix
                 return types.Resource(
-                    uri=expand(spec.uri_template, arguments), name=name, mime_type=spec.mime_type, description=spec.name
+                    uri=expand(spec.uri_template, arguments), name=name, mime_type=mime, description=spec.name
                 )
         loc_uri = self.services.storage.resolve(key, "uri").uri
         if key.endswith(".png"):

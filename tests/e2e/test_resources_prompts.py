@@ -93,6 +93,9 @@ async def test_resources_prompts_and_completions_over_stdio(tmp_path: Path) -> N
         assert "mlops://registry/cancer-rf" in uris and "mlops://registry/cancer-rf/versions/1" in uris
         assert "mlops://datasets/datasets/cancer.csv" in uris
         assert "mlops://reports/reports/cancer.md" in uris
+        mime = {r.uri: r.mime_type for r in resources}
+        assert mime["mlops://reports/reports/cancer.md"] == "text/markdown"
+        assert mime[f"mlops://pipelines/{run['run_id']}"] == "application/json"
         assert any(u.startswith("mlops://models/pipeline-artifacts/") for u in uris)
         assert any(r.mime_type == "image/png" for r in resources)
         assert not any("mlops-tmp" in u or "/jobs/" in u or "pipelines/keys" in u for u in uris)
