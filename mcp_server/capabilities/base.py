@@ -169,13 +169,24 @@ class BaseCapability:
         """The capability's tools. Subclasses return their table; an unfinished one returns []."""
         return []
 
+    # A module beside the tools with `resource_templates()` and/or `prompt_specs()`, imported on
+    # first use like the tools' own modules.
+    resources_module: ClassVar[str | None] = None
+
     def resource_templates(self) -> list[ResourceTemplateSpec]:
         """The capability's resources (MCP resources/list, resources/read, templates)."""
-        return []
+        make = getattr(self._resources(), "resource_templates", None)
+        return list(make()) if make else []
 
     def prompt_specs(self) -> list[PromptSpec]:
         """The capability's prompts (MCP prompts/list, prompts/get)."""
-        return []
+        make = getattr(self._resources(), "prompt_specs", None)
+        return list(make()) if make else []
+
+    def _resources(self) -> Any:
+        import importlib
+
+        return importlib.import_module(self.resources_module) if self.resources_module else None
 
 
 # ----------------------------------------------------------------------------- resources and prompts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mcp_server.capabilities.base import BaseCapability, ResourceTemplateSpec, ToolSpec
+from mcp_server.capabilities.base import BaseCapability, ToolSpec
 from mcp_server.capabilities.data_preparation import schemas as s
 from mcp_server.capabilities.data_preparation.tools.features import feature_engineering
 from mcp_server.capabilities.data_preparation.tools.load import load_dataset
@@ -26,6 +26,7 @@ _PIPELINE = (
 class DataPreparationCapability(BaseCapability):
     name = "data_preparation"
     description = "Load, validate, preprocess, engineer features, split and save datasets."
+    resources_module = "mcp_server.capabilities.data_preparation.resources"
 
     def tool_specs(self) -> list[ToolSpec]:
         return [
@@ -165,8 +166,3 @@ class DataPreparationCapability(BaseCapability):
                 open_world=False,
             ),
         ]
-
-    def resource_templates(self) -> list[ResourceTemplateSpec]:
-        from mcp_server.capabilities.data_preparation import resources
-
-        return resources.resource_templates()

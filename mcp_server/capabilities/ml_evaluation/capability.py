@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mcp_server.capabilities.base import BaseCapability, ResourceTemplateSpec, ToolSpec
+from mcp_server.capabilities.base import BaseCapability, ToolSpec
 from mcp_server.capabilities.ml_evaluation import schemas as s
 from mcp_server.capabilities.ml_evaluation.tools.compare import compare_models
 from mcp_server.capabilities.ml_evaluation.tools.evaluate import (
@@ -27,6 +27,7 @@ _PREPROCESSING = (
 class MLEvaluationCapability(BaseCapability):
     name = "ml_evaluation"
     description = "Evaluate and compare models; plots and reports."
+    resources_module = "mcp_server.capabilities.ml_evaluation.resources"
 
     def tool_specs(self) -> list[ToolSpec]:
         return [
@@ -144,8 +145,3 @@ class MLEvaluationCapability(BaseCapability):
                 open_world=False,
             ),
         ]
-
-    def resource_templates(self) -> list[ResourceTemplateSpec]:
-        from mcp_server.capabilities.ml_evaluation import resources
-
-        return resources.resource_templates()

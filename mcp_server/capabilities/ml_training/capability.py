@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mcp_server.capabilities.base import BaseCapability, PromptSpec, ResourceTemplateSpec, ToolInput, ToolSpec
+from mcp_server.capabilities.base import BaseCapability, ToolInput, ToolSpec
 from mcp_server.capabilities.ml_training import schemas as s
 from mcp_server.capabilities.ml_training.tools.export import save_model
 from mcp_server.capabilities.ml_training.tools.jobs import cancel_training_job, get_training_metrics
@@ -45,6 +45,7 @@ def _trainer(
 class MLTrainingCapability(BaseCapability):
     name = "ml_training"
     description = "Train supervised, unsupervised and reinforcement-learning models as jobs."
+    resources_module = "mcp_server.capabilities.ml_training.resources"
 
     def tool_specs(self) -> list[ToolSpec]:
         return [
@@ -203,13 +204,3 @@ class MLTrainingCapability(BaseCapability):
                 open_world=False,
             ),
         ]
-
-    def resource_templates(self) -> list[ResourceTemplateSpec]:
-        from mcp_server.capabilities.ml_training import resources
-
-        return resources.resource_templates()
-
-    def prompt_specs(self) -> list[PromptSpec]:
-        from mcp_server.capabilities.ml_training import resources
-
-        return resources.prompt_specs()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mcp_server.capabilities.base import BaseCapability, PromptSpec, ResourceTemplateSpec, ToolSpec
+from mcp_server.capabilities.base import BaseCapability, ToolSpec
 from mcp_server.capabilities.model_registry import schemas as s
 from mcp_server.capabilities.model_registry.tools.model_registration import register_model
 from mcp_server.capabilities.model_registry.tools.rollback import rollback_model
@@ -14,6 +14,7 @@ from mcp_server.capabilities.model_registry.tools.version_management import get_
 class ModelRegistryCapability(BaseCapability):
     name = "model_registry"
     description = "Model registry with gap-free versions, statuses and rollback."
+    resources_module = "mcp_server.capabilities.model_registry.resources"
 
     def tool_specs(self) -> list[ToolSpec]:
         return [
@@ -115,13 +116,3 @@ class ModelRegistryCapability(BaseCapability):
                 open_world=False,
             ),
         ]
-
-    def resource_templates(self) -> list[ResourceTemplateSpec]:
-        from mcp_server.capabilities.model_registry import resources
-
-        return resources.resource_templates()
-
-    def prompt_specs(self) -> list[PromptSpec]:
-        from mcp_server.capabilities.model_registry import resources
-
-        return resources.prompt_specs()
