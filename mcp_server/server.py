@@ -76,6 +76,12 @@ class UnifiedMLOpsMCPServer:
 
         return await self.router.call(params.name, params.arguments, send_progress)
 
+    async def run_stdio(self) -> None:
+        # stdio_server points fd 1 at stderr while serving and writes the protocol to a private
+        # copy of the original stdout, so native libraries cannot corrupt the stream.
+        async with stdio_server() as (read_stream, write_stream):
+            await self.server.run(read_stream, write_stream, self.server.create_initialization_options())
+
     # Resources, prompts and completions: aggregated from the capabilities by ResourceRouter.
     async def _list_resources(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
         return await self.resources.list_resources(params.cursor if params else None)
@@ -96,9 +102,3 @@ class UnifiedMLOpsMCPServer:
 
     async def _complete(self, ctx: Any, params: types.CompleteRequestParams) -> types.CompleteResult:
         return await self.resources.complete(params)
-
-    async def run_stdio(self) -> None:
-        # stdio_server points fd 1 at stderr while serving and writes the protocol to a private
-        # copy of the original stdout, so native libraries cannot corrupt the stream.
-        async with stdio_server() as (read_stream, write_stream):
-            await self.server.run(read_stream, write_stream, self.server.create_initialization_options())

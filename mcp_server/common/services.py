@@ -5,7 +5,7 @@ clients), instead of an untyped dict. Each is created on first use; tests may se
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from mcp_server.common.s3_utils import S3Utils
@@ -34,7 +34,7 @@ class Services:
         # Set by the router: call a tool by name exactly as a client would (validation, error
         # results and all). How a workflow drives other capabilities without importing them.
         self.call_tool: ToolCaller | None = None
-        self.tool_names: tuple[str, ...] = ()  # the tools call_tool reaches (set by the router)
+        self.tool_names: Collection[str] = ()  # the tools call_tool reaches (set by the router)
         self._lock = threading.Lock()
 
     @property

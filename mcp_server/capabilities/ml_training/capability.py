@@ -11,7 +11,6 @@ from mcp_server.capabilities.ml_training import schemas as s
 from mcp_server.capabilities.ml_training.tools.export import save_model
 from mcp_server.capabilities.ml_training.tools.jobs import cancel_training_job, get_training_metrics
 from mcp_server.capabilities.ml_training.tools.neural import train_neural_network
-from mcp_server.capabilities.ml_training.tools.pipeline import get_pipeline_run, run_pipeline
 from mcp_server.capabilities.ml_training.tools.supervised import train_random_forest, train_xgboost
 from mcp_server.capabilities.ml_training.tools.unsupervised import train_dbscan, train_kmeans, train_pca, train_tsne
 
@@ -48,6 +47,8 @@ class MLTrainingCapability(BaseCapability):
     resources_module = "mcp_server.capabilities.ml_training.resources"
 
     def tool_specs(self) -> list[ToolSpec]:
+        from mcp_server.capabilities.ml_training.tools.pipeline import get_pipeline_run, run_pipeline
+
         return [
             _trainer(
                 "train_random_forest",
