@@ -20,7 +20,7 @@ from mcp_server.common.exceptions import CancelledError, MLOpsError
 from mcp_server.common.logger import get_logger
 
 if TYPE_CHECKING:
-    import mcp_types as types
+    import mcp_types
 
     from mcp_server.common.jobs import JobRunner
     from mcp_server.common.s3_utils import S3Utils
@@ -92,7 +92,7 @@ class ToolContext:
     def jobs(self) -> JobRunner:
         return self.services.jobs
 
-    def call_tool(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+    def call_tool(self, name: str, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
         """Call another tool by name through the router, exactly as a client would (its input is
         validated, its failure is an error result). From a thread, never the event loop: on the
         request's loop while the request is live, else on a private loop of this thread (a job)."""
@@ -240,12 +240,12 @@ async def tool_json(services: Services, tool: str, arguments: dict[str, Any]) ->
     """A resource read as a tool call by name (how a capability shows its own data), as JSON."""
     import json
 
-    import mcp_types as types
+    import mcp_types
 
     if services.call_tool is None or tool not in services.tool_names:
         raise MLOpsError(f"{tool} is not available on this server")
     result = await services.call_tool(tool, arguments)
-    texts = [c.text for c in result.content if isinstance(c, types.TextContent)]
+    texts = [c.text for c in result.content if isinstance(c, mcp_types.TextContent)]
     if result.is_error:
         raise MLOpsError("\n".join(texts))
     return ResourceContent(json.dumps(result.structured_content or {}, indent=1, default=str), "application/json")
