@@ -76,6 +76,7 @@ _TOP_LEVEL: dict[str, frozenset[str]] = {
     **{a: frozenset({"stop", "num_workers", "random_state"}) for a in REINFORCEMENT},
 }
 _RL_MAX_ITERATIONS = 50
+_RL_MAX_SECONDS = 600.0
 
 
 class StageError(MLOpsError):
@@ -465,6 +466,7 @@ class PipelineRun:
             args["env_spec_s3_uri"] = data["env_spec_s3_uri"]
             stop = dict(args.get("stop") or {})
             stop.setdefault("max_iterations", _RL_MAX_ITERATIONS)
+            stop.setdefault("max_seconds", _RL_MAX_SECONDS)  # the trainers' own default limit, kept
             target = self.thresholds.get("episode_return_mean")
             if target is not None:
                 stop.setdefault("target_return", target)
