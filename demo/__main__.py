@@ -18,7 +18,7 @@ import anyio
 import numpy as np
 from mcp.client.session import ClientSession
 
-from demo import data_preparation, evaluation, registry, reinforcement, training
+from demo import data_preparation, evaluation, pipeline, registry, reinforcement, training
 from mcp_server.client import connect, result_text, structured
 
 
@@ -61,7 +61,15 @@ def make_raw_dataset(root: Path) -> str:
 async def run(storage: Path) -> None:
     storage.mkdir(parents=True, exist_ok=True)
     raw_uri = make_raw_dataset(storage)
-    env = {"MLOPS_STORAGE_ROOT": str(storage), "LOG_LEVEL": "WARNING"}
+    loopback = pipeline.LoopbackServices()
+    env = {"MLOPS_STORAGE_ROOT": str(storage), "LOG_LEVEL": "WARNING", **loopback.env()}
+    try:
+        await _run(storage, raw_uri, env, loopback)
+    finally:
+        loopback.close()
+
+
+async def _run(storage: Path, raw_uri: str, env: dict[str, str], loopback: pipeline.LoopbackServices) -> None:
     async with connect(env) as session:
         tools = await session.list_tools()
         print(f"Server is up with {len(tools.tools)} tools; storage: {storage}")
@@ -76,6 +84,8 @@ async def run(storage: Path) -> None:
         print(f"Registered {registered['model_name']}: production version {registered['production_version']}")
         rl = await reinforcement.run(demo)
         print(f"Trained and evaluated an RL policy: {rl['policy_uri']}")
+        ran = await pipeline.run(demo, loopback)
+        print(f"Pipeline {ran['run_id']}: registered {ran['registered']}, issue labels {ran['labels']}")
     print(f"\nDone: {demo.step} tool calls succeeded. Artifacts are under {storage}")
 
 

@@ -192,6 +192,8 @@ class ToolRouter:
         self.services = Services(config)
         self._specs: dict[str, ToolSpec] = {}
         self._owner: dict[str, str] = {}
+        self.services.call_tool = self.call  # tools calling tools by name (the pipeline), as a client would
+        self.services.tool_names = self._specs.keys()  # a live view: filled below
         declared: dict[str, str] = {}  # every tool, also those read-only mode hides: a clash is a bug either way
         for capability in capabilities:
             for spec in capability.tool_specs():

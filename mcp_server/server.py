@@ -22,6 +22,7 @@ from mcp_server.capabilities.notification.capability import NotificationCapabili
 from mcp_server.common import jobs, workers
 from mcp_server.common.telemetry import Telemetry, ship_logs_to_cloudwatch
 from mcp_server.config import Config
+from mcp_server.resources import ResourceRouter
 from mcp_server.router import ToolRouter
 
 CAPABILITY_CLASSES: tuple[type[BaseCapability], ...] = (
@@ -58,6 +59,7 @@ class UnifiedMLOpsMCPServer:
         self.capabilities: list[BaseCapability] = [cls(config) for cls in CAPABILITY_CLASSES]
         enabled = [c for c in self.capabilities if c.name in config.capabilities]
         self.router = ToolRouter(enabled, config)
+        self.resources = ResourceRouter(enabled, self.router.services)
         self._warm_up_pending = "ml_training" in config.capabilities
         self.telemetry = Telemetry(config)
         self._tool_names = frozenset(self.router.tool_names)
@@ -68,6 +70,12 @@ class UnifiedMLOpsMCPServer:
             instructions=INSTRUCTIONS,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
+            on_list_resources=self._list_resources,
+            on_list_resource_templates=self._list_resource_templates,
+            on_read_resource=self._read_resource,
+            on_list_prompts=self._list_prompts,
+            on_get_prompt=self._get_prompt,
+            on_completion=self._complete,
         )
 
     async def _list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
@@ -104,3 +112,24 @@ class UnifiedMLOpsMCPServer:
         wire = anyio.wrap_file(TextIOWrapper(stdout, encoding="utf-8")) if stdout is not None else None
         async with stdio_server(stdout=wire) as (read_stream, write_stream):
             await self.server.run(read_stream, write_stream, self.server.create_initialization_options())
+
+    # Resources, prompts and completions: aggregated from the capabilities by ResourceRouter.
+    async def _list_resources(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+        return await self.resources.list_resources(params.cursor if params else None)
+
+    async def _list_resource_templates(
+        self, ctx: Any, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return self.resources.list_templates()
+
+    async def _read_resource(self, ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        return await self.resources.read(str(params.uri))
+
+    async def _list_prompts(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+        return self.resources.list_prompts()
+
+    async def _get_prompt(self, ctx: Any, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        return self.resources.get_prompt(params.name, params.arguments)
+
+    async def _complete(self, ctx: Any, params: types.CompleteRequestParams) -> types.CompleteResult:
+        return await self.resources.complete(params)

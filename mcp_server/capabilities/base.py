@@ -21,10 +21,12 @@ import anyio.from_thread
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from mcp_server.common.exceptions import CancelledError
+from mcp_server.common.exceptions import CancelledError, MLOpsError
 from mcp_server.common.logger import get_logger
 
 if TYPE_CHECKING:
+    import mcp_types
+
     from mcp_server.common.jobs import JobRunner
     from mcp_server.common.s3_utils import S3Utils
     from mcp_server.common.secrets import SecretStore
@@ -193,6 +195,20 @@ class ToolContext:
     def jobs(self) -> JobRunner:
         return self.services.jobs
 
+    def call_tool(self, name: str, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
+        """Call another tool by name through the router, exactly as a client would (its input is
+        validated, its failure is an error result). From a thread, never the event loop: on the
+        request's loop while the request is live, else on a private loop of this thread (a job)."""
+        caller = self.services.call_tool
+        if caller is None:
+            raise MLOpsError("this server has no tool router to call tools through")
+        if self._token is not None and not self._detached:
+            try:
+                return anyio.from_thread.run(caller, name, arguments, token=self._token)
+            except RuntimeError:  # the request's loop has gone: use a private one
+                pass
+        return anyio.run(caller, name, arguments)
+
     def detach(self) -> None:
         """Stop sending progress: the request this context belonged to has been answered."""
         self._detached = True
@@ -271,3 +287,84 @@ class BaseCapability:
     def tool_specs(self) -> list[ToolSpec]:
         """The capability's tools. Subclasses return their table; an unfinished one returns []."""
         return []
+
+    # A module beside the tools with `resource_templates()` and/or `prompt_specs()`, imported on
+    # first use like the tools' own modules.
+    resources_module: ClassVar[str | None] = None
+
+    def resource_templates(self) -> list[ResourceTemplateSpec]:
+        """The capability's resources (MCP resources/list, resources/read, templates)."""
+        make = getattr(self._resources(), "resource_templates", None)
+        return list(make()) if make else []
+
+    def prompt_specs(self) -> list[PromptSpec]:
+        """The capability's prompts (MCP prompts/list, prompts/get)."""
+        make = getattr(self._resources(), "prompt_specs", None)
+        return list(make()) if make else []
+
+    def _resources(self) -> Any:
+        import importlib
+
+        return importlib.import_module(self.resources_module) if self.resources_module else None
+
+
+# ----------------------------------------------------------------------------- resources and prompts
+@dataclass(frozen=True)
+class ResourceContent:
+    """What `resources/read` returns for one URI: text (JSON, HTML, Markdown) or bytes (PNG)."""
+
+    data: str | bytes
+    mime_type: str
+
+
+ResourceReader = Callable[["Services", dict[str, str]], Coroutine[Any, Any, ResourceContent]]
+Completer = Callable[["Services", str, dict[str, str]], Coroutine[Any, Any, list[str]]]
+
+
+@dataclass(frozen=True)
+class ResourceTemplateSpec:
+    """A family of resources (`mlops://registry/{model_name}`): how to read one, which storage keys
+    are one (for `resources/list`), and completions of its arguments."""
+
+    uri_template: str
+    name: str
+    description: str
+    mime_type: str | None
+    read: ResourceReader
+    # storage key -> (this template's arguments, display name), or None: not one of these
+    match_key: Callable[[str], tuple[dict[str, str], str] | None] | None = None
+    complete: dict[str, Completer] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PromptArgumentSpec:
+    name: str
+    description: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """A standard workflow as an MCP prompt: its arguments, the text it renders, and completions."""
+
+    name: str
+    title: str
+    description: str
+    arguments: tuple[PromptArgumentSpec, ...]
+    render: Callable[[dict[str, str]], str]
+    complete: dict[str, Completer] = field(default_factory=dict)
+
+
+async def tool_json(services: Services, tool: str, arguments: dict[str, Any]) -> ResourceContent:
+    """A resource read as a tool call by name (how a capability shows its own data), as JSON."""
+    import json
+
+    import mcp_types
+
+    if services.call_tool is None or tool not in services.tool_names:
+        raise MLOpsError(f"{tool} is not available on this server")
+    result = await services.call_tool(tool, arguments)
+    texts = [c.text for c in result.content if isinstance(c, mcp_types.TextContent)]
+    if result.is_error:
+        raise MLOpsError("\n".join(texts))
+    return ResourceContent(json.dumps(result.structured_content or {}, indent=1, default=str), "application/json")

@@ -2,8 +2,10 @@
 `workers.py`; light work in threads), survives the request, and is visible to polls.
 
 A process-wide `JobRunner` (one per server, `Services.jobs`, created lazily) runs at most
-`max_concurrent_jobs` jobs at once; the rest wait in a visible queue. Every state change (and,
-at most every few seconds, progress) is written to `jobs/<job_id>.json` under the default
+`max_concurrent_jobs` jobs of a kind at once; the rest wait in a visible queue. Kinds have their
+own limits (`limits`, default `max_concurrent`): a pipeline job (kind `pipeline`) only
+orchestrates and waits for the training jobs it submits, so it must not hold the slot they need.
+Every state change (and, at most every few seconds, progress) is written to `jobs/<job_id>.json` under the default
 location, so `get_training_metrics` answers after the request that started the job has gone,
 after a restart, and from any other server process sharing the storage (replicas behind a load
 balancer). Liveness is explicit: the owning process rewrites a live record every
@@ -89,6 +91,7 @@ class Job:
     job_id: str
     tool: str
     info: dict[str, Any] = field(default_factory=dict)
+    kind: str = "training"  # which concurrency limit applies (JobRunner.limits)
     status: JobStatus = "queued"
     progress_done: float = 0.0
     progress_total: float | None = None
@@ -144,9 +147,10 @@ class Job:
 class JobRunner:
     """Runs jobs in worker threads, at most `max_concurrent` at once, and keeps their records."""
 
-    def __init__(self, storage: S3Utils, max_concurrent: int) -> None:
+    def __init__(self, storage: S3Utils, max_concurrent: int, limits: dict[str, int] | None = None) -> None:
         self.storage = storage
         self.max_concurrent = max(1, int(max_concurrent))
+        self.limits = {kind: max(1, int(limit)) for kind, limit in (limits or {}).items()}
         self.instance_id = secrets.token_hex(8)
         self.pid = os.getpid()
         self.host = socket.gethostname()
@@ -159,9 +163,18 @@ class JobRunner:
         self._heartbeat: threading.Thread | None = None
 
     # ----------------------------------------------------------------- submit / cancel
-    def submit(self, tool: str, work: Work, *, info: dict[str, Any] | None = None) -> Job:
-        """Queue `work` (a function of the Job returning a JSON-able result); starts it when a slot is free."""
-        job = Job(job_id=new_job_id(), tool=tool, info=dict(info or {}), _runner=self)
+    def submit(
+        self,
+        tool: str,
+        work: Work,
+        *,
+        info: dict[str, Any] | None = None,
+        kind: str = "training",
+        job_id: str | None = None,
+    ) -> Job:
+        """Queue `work` (a function of the Job returning a JSON-able result); starts it when a slot
+        of its `kind` is free. `job_id` lets the caller choose the id (default: a fresh one)."""
+        job = Job(job_id=job_id or new_job_id(), tool=tool, info=dict(info or {}), kind=kind, _runner=self)
         with self._lock:
             self._jobs[job.job_id] = job
             self._queue.append((job, work))
@@ -183,6 +196,10 @@ class JobRunner:
         if queued:
             self._finish(job, "cancelled", error={"kind": "cancelled", "message": "cancelled before it started"})
         return job
+
+    def limit(self, kind: str) -> int:
+        """How many jobs of `kind` may run at once."""
+        return self.limits.get(kind, self.max_concurrent)
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -224,8 +241,17 @@ class JobRunner:
     def _start_ready(self) -> None:
         to_start: list[tuple[Job, Work]] = []
         with self._lock:
-            while self._queue and len(self._running) < self.max_concurrent:
-                job, work = self._queue.popleft()
+            running: dict[str, int] = {}
+            for job_id in self._running:
+                kind = self._jobs[job_id].kind if job_id in self._jobs else "training"
+                running[kind] = running.get(kind, 0) + 1
+            # First come, first served within a kind; a full kind does not block the others.
+            for entry in list(self._queue):
+                job, work = entry
+                if running.get(job.kind, 0) >= self.limit(job.kind):
+                    continue
+                self._queue.remove(entry)
+                running[job.kind] = running.get(job.kind, 0) + 1
                 self._running.add(job.job_id)
                 job.status = "running"
                 job.started_at = now_iso()
@@ -291,6 +317,7 @@ class JobRunner:
         return {
             "job_id": job.job_id,
             "tool": job.tool,
+            "kind": job.kind,
             "status": job.status,
             "progress": {
                 "done": job.progress_done,
@@ -431,6 +458,8 @@ async def run_job(
     wait: bool = True,
     progress: ProgressSink | None = None,
     info: dict[str, Any] | None = None,
+    kind: str = "training",
+    job_id: str | None = None,
 ) -> Job:
     """Submit `work` as a job and wait for it up to `max_wait_seconds`, forwarding its progress.
 
@@ -446,7 +475,7 @@ async def run_job(
             hint="Let the call wait, or run long training on the ECS Fargate deployment (README, Deployment)",
         )
     # submit writes the job record: storage I/O (an S3 PUT) stays off the event loop.
-    job = await anyio.to_thread.run_sync(lambda: runner.submit(tool, work, info=info))
+    job = await anyio.to_thread.run_sync(lambda: runner.submit(tool, work, info=info, kind=kind, job_id=job_id))
     if not wait:
         return job
     limit = max_wait_seconds

@@ -5,15 +5,21 @@ clients), instead of an untyped dict. Each is created on first use; tests may se
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Collection, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from mcp_server.common.s3_utils import S3Utils
 from mcp_server.common.secrets import SecretStore
 
 if TYPE_CHECKING:
+    import mcp_types as types
+
     from mcp_server.common.jobs import JobRunner
     from mcp_server.common.outbound import OutboundClient
     from mcp_server.config import Config
+
+
+ToolCaller = Callable[[str, dict[str, Any]], Coroutine[Any, Any, "types.CallToolResult"]]
 
 
 class Services:
@@ -25,6 +31,10 @@ class Services:
         self.outbound_client: OutboundClient | None = None  # see `outbound`
         self._aws: dict[str, Any] = {}
         self.github_clients: dict[str, Any] = {}  # PyGithub clients by API URL and token hash (github_integration)
+        # Set by the router: call a tool by name exactly as a client would (validation, error
+        # results and all). How a workflow drives other capabilities without importing them.
+        self.call_tool: ToolCaller | None = None
+        self.tool_names: Collection[str] = ()  # the tools call_tool reaches (set by the router)
         self._lock = threading.Lock()
 
     @property
@@ -34,7 +44,11 @@ class Services:
             if self._jobs is None:
                 from mcp_server.common.jobs import JobRunner
 
-                self._jobs = JobRunner(self.storage, self.config.max_concurrent_jobs)
+                self._jobs = JobRunner(
+                    self.storage,
+                    self.config.max_concurrent_jobs,
+                    limits={"pipeline": self.config.max_concurrent_pipelines},
+                )
             return self._jobs
 
     @property

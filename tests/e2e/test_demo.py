@@ -26,7 +26,9 @@ def test_demo_runs_the_whole_workflow_through_the_mcp_client(tmp_path: Path) -> 
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
-    for section in ("== Data preparation ==", "== Training ==", "== Evaluation ==", "== Model registry =="):
+    sections = ("== Data preparation ==", "== Training ==", "== Evaluation ==", "== Model registry ==")
+    sections += ("== Pipeline ==",)
+    for section in sections:
         assert section in out
     assert "FAILED" not in out
     assert "Done:" in out
@@ -36,3 +38,6 @@ def test_demo_runs_the_whole_workflow_through_the_mcp_client(tmp_path: Path) -> 
     assert len(bundles) >= 2
     assert list(storage.glob("reports/*.html"))
     assert list(storage.glob("registry/*/versions/1.json"))
+    # The pipeline section: its run record, and a production model registered by it.
+    assert list(storage.glob("pipelines/job-*.json"))
+    assert "'status': 'production'" in out and "mlops:passed" in out

@@ -15,6 +15,7 @@ _TOOLS = "mcp_server.capabilities.data_preparation.tools"
 class DataPreparationCapability(BaseCapability):
     name = "data_preparation"
     description = "Load, validate, preprocess, engineer features, split and save datasets."
+    resources_module = "mcp_server.capabilities.data_preparation.resources"
 
     def tool_specs(self) -> list[ToolSpec]:
         return [

@@ -189,7 +189,8 @@ class GitHubIntegrationCapability(BaseCapability):
                 title="Handle webhook event",
                 description=(
                     "Verify and record a GitHub delivery (a repeated delivery_id is a duplicate) and turn a labelled "
-                    "issue or a '/mlops train' comment by a collaborator into a training request."
+                    "issue or a '/mlops train' comment by a collaborator into a training request; run=true also "
+                    "starts run_pipeline for it and returns its run_id at once."
                 ),
                 input_model=s.HandleWebhookEventInput,
                 output_model=s.HandleWebhookEventOutput,

@@ -278,6 +278,7 @@ class HandleWebhookEventInput(VerifyWebhookSignatureInput):
     delivery_id: str = Field(
         min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$", description="the X-GitHub-Delivery header"
     )
+    run: bool = Field(False, description="true: start run_pipeline for an accepted request and return its run_id")
 
 
 class ConfigProblem(ToolResultModel):
@@ -303,6 +304,8 @@ class HandleWebhookEventOutput(ToolResultModel):
     action: str | None
     request: TrainRequest | None
     errors: list[ConfigProblem] = Field(description="training config problems when the issue's config is invalid")
+    run_id: str | None = Field(None, description="with run: the pipeline run started (poll get_pipeline_run)")
+    run_error: str | None = Field(None, description="with run: why the pipeline could not be started")
     untrusted: Untrusted = True
 
 

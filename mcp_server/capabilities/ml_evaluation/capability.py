@@ -16,6 +16,7 @@ _TOOLS = "mcp_server.capabilities.ml_evaluation.tools"
 class MLEvaluationCapability(BaseCapability):
     name = "ml_evaluation"
     description = "Evaluate and compare models; plots and reports."
+    resources_module = "mcp_server.capabilities.ml_evaluation.resources"
 
     def tool_specs(self) -> list[ToolSpec]:
         return [

@@ -131,6 +131,7 @@ TRAINERS: tuple[Trainer, ...] = (
 class MLTrainingCapability(BaseCapability):
     name = "ml_training"
     description = "Train supervised, unsupervised and reinforcement-learning models as jobs."
+    resources_module = "mcp_server.capabilities.ml_training.resources"
 
     def tool_specs(self) -> list[ToolSpec]:
         return [
@@ -174,6 +175,37 @@ class MLTrainingCapability(BaseCapability):
                 fn=f"{_TOOLS}.export:save_model",
                 read_only=False,
                 destructive=True,  # overwrites an existing output
+                idempotent=True,
+                open_world=False,
+            ),
+            ToolSpec(
+                name="run_pipeline",
+                title="Run the training pipeline",
+                description=(
+                    "From a training config (or repository + issue_number): load, validate, preprocess, split, "
+                    "train (retried up to max_retries), evaluate, judge against thresholds (default accuracy>=0.85 "
+                    "and f1>=0.80, r2>=0.80, silhouette>=0.50, or the env's reward threshold); on a pass register, "
+                    "promote, notify, comment and label the issue. A job (run_id); dry_run plans only; the same "
+                    "issue and config returns the earlier run."
+                ),
+                input_model=s.RunPipelineInput,
+                output_model=s.RunPipelineOutput,
+                fn=f"{_TOOLS}.pipeline:run_pipeline",
+                read_only=False,
+                destructive=False,
+                idempotent=True,
+                open_world=True,
+            ),
+            ToolSpec(
+                name="get_pipeline_run",
+                title="Get a pipeline run",
+                description="A pipeline run as it stands: status, stages with outputs and attempts, verdict, "
+                "registered version (also after a restart).",
+                input_model=s.GetPipelineRunInput,
+                output_model=s.RunPipelineOutput,
+                fn=f"{_TOOLS}.pipeline:get_pipeline_run",
+                read_only=True,
+                destructive=False,
                 idempotent=True,
                 open_world=False,
             ),

@@ -502,3 +502,77 @@ class TrainDQNOutput(RLTrainingOutput):
 
 class TrainA3COutput(RLTrainingOutput):
     async_stats: AsyncStats | None = None
+
+
+# ----------------------------------------------------------------------------- the pipeline (TOOLS.md section 7)
+StageStatus = Literal["planned", "pending", "running", "succeeded", "failed", "skipped", "cancelled"]
+RunStatus = Literal["planned", "queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class RunPipelineInput(JobInput):
+    config: dict[str, Any] | None = Field(
+        default=None,
+        description="the training config parse_issue_config validates (dataset_s3_uri, target_column, task_type, "
+        "algorithm(s), hyperparameters, thresholds, model_name, environment, notify, email_to); or give "
+        "repository + issue_number to read it from the issue",
+    )
+    repository: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$", description="owner/name of the issue to report to"
+    )
+    issue_number: int | None = Field(default=None, ge=1, description="the issue to read the config from and comment on")
+    max_retries: int = Field(
+        default=2, ge=0, le=5, description="retries with adjusted hyperparameters when no model passes"
+    )
+    dry_run: bool = Field(default=False, description="validate the config and return the planned stages; run nothing")
+    passed_label: str = Field(default="mlops:passed", min_length=1, max_length=50, description="label of a pass")
+    failed_label: str = Field(default="mlops:failed", min_length=1, max_length=50, description="label of a failure")
+
+    @model_validator(mode="after")
+    def _source(self) -> RunPipelineInput:
+        if (self.repository is None) != (self.issue_number is None):
+            raise ValueError("give repository and issue_number together")
+        if self.config is None and self.repository is None:
+            raise ValueError("give config, or repository + issue_number")
+        return self
+
+
+class PipelineStage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    status: StageStatus
+    seconds: float | None = None
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class RegisteredVersion(BaseModel):
+    model_name: str
+    version: int
+    status: str
+
+
+class RunPipelineOutput(ToolResultModel):
+    run_id: str | None = Field(description="the run's job id (get_pipeline_run, get_training_metrics); null: dry run")
+    status: RunStatus
+    stages: list[PipelineStage]
+    best_model_s3_uri: str | None = None
+    registered: RegisteredVersion | None = None
+    passed: bool | None = None
+    report_s3_uri: str | None = None
+    reused: bool = Field(default=False, description="true: the same issue and config ran before; its run is returned")
+    message: str | None = None
+    config: dict[str, Any] | None = None
+    thresholds: dict[str, float] | None = None
+    repository: str | None = None
+    issue_number: int | None = None
+    idempotency_key: str | None = None
+    error: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    created_at: str | None = None
+    finished_at: str | None = None
+    seconds: float | None = None
+
+
+class GetPipelineRunInput(ToolInput):
+    run_id: str = Field(min_length=1, max_length=96, description="the run_id run_pipeline returned")

@@ -13,6 +13,7 @@ _TOOLS = "mcp_server.capabilities.model_registry.tools"
 class ModelRegistryCapability(BaseCapability):
     name = "model_registry"
     description = "Model registry with gap-free versions, statuses and rollback."
+    resources_module = "mcp_server.capabilities.model_registry.resources"
 
     def tool_specs(self) -> list[ToolSpec]:
         return [

@@ -17,6 +17,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import mcp_types as types
+
 from mcp_server.capabilities.base import ToolContext, ToolOutput
 from mcp_server.capabilities.github_integration.client import label_names, login_of
 from mcp_server.capabilities.github_integration.schemas import (
@@ -27,7 +29,7 @@ from mcp_server.capabilities.github_integration.schemas import (
     VerifyWebhookSignatureOutput,
 )
 from mcp_server.capabilities.github_integration.tools.parser import parse_body
-from mcp_server.common.exceptions import ConfigError, ConflictError, InvalidInputError
+from mcp_server.common.exceptions import ConfigError, ConflictError, InvalidInputError, MLOpsError
 from mcp_server.common.logger import get_logger, log_event
 from mcp_server.common.s3_utils import json_bytes
 
@@ -78,6 +80,8 @@ def _result(params: HandleWebhookEventInput, accepted: bool, reason: str, **extr
         action=extra.pop("action", None),
         request=extra.pop("request", None),
         errors=extra.pop("errors", []),
+        run_id=extra.pop("run_id", None),
+        run_error=extra.pop("run_error", None),
     )
     return ToolOutput(data=data, summary=f"{params.event} {params.delivery_id}: {'accepted' if accepted else reason}")
 
@@ -161,4 +165,27 @@ def _interpret(ctx: ToolContext, params: HandleWebhookEventInput, payload: dict[
         sender=sender,
         trigger=f"{params.event}.{action}",
     )
-    return _result(params, True, f"training requested by {params.event}.{action}", action=action, request=request)
+    reason = f"training requested by {params.event}.{action}"
+    if not params.run:
+        return _result(params, True, reason, action=action, request=request)
+    run_id, run_error = _start_pipeline(ctx, request)
+    return _result(params, True, reason, action=action, request=request, run_id=run_id, run_error=run_error)
+
+
+def _start_pipeline(ctx: ToolContext, request: TrainRequest) -> tuple[str | None, str | None]:
+    """Start the pipeline through the router by name (ml_training owns it), without waiting."""
+    arguments = {
+        "repository": request.repository,
+        "issue_number": request.issue_number,
+        "config": request.config,
+        "wait": False,
+    }
+    try:
+        result = ctx.call_tool("run_pipeline", arguments)
+    except MLOpsError as exc:
+        return None, str(exc)
+    texts = [c.text for c in result.content if isinstance(c, types.TextContent)]
+    if result.is_error:
+        return None, "\n".join(texts) or "run_pipeline failed"
+    data = result.structured_content or {}
+    return (str(data["run_id"]), None) if data.get("run_id") else (None, "run_pipeline returned no run_id")
