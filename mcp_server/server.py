@@ -47,7 +47,11 @@ INSTRUCTIONS = (
     "cancel_training_job. Omitted random_state: a fresh seed, returned. A model bundle is the folder a "
     "trainer returns as model_s3_uri. thresholds are minimums, maximums for error metrics (log_loss, "
     "mae, mse, rmse, mape, davies_bouldin). history lists at most 50 entries (first, best, last "
-    "included); history_s3_uri holds the full series. Errors say what was wrong and how to fix it."
+    "included); history_s3_uri holds the full series. RL trainers (train_ppo, train_dqn, train_a3c) take "
+    "a Gymnasium id or an env_spec_s3_uri from preprocess_reinforcement and stop at the first of stop's "
+    "target_return, max_iterations, max_timesteps, max_seconds (default: the env's reward threshold, "
+    "200k steps or 600 s; stopped_by says which); policies are safetensors + JSON, never pickle. "
+    "Errors say what was wrong and how to fix it."
 )
 
 

@@ -10,11 +10,6 @@ from mcp_server.capabilities.ml_training.tools.common import Trainer
 # the first call, so listing tools stays fast.
 _TOOLS = "mcp_server.capabilities.ml_training.tools"
 
-_RL = (
-    " Environment: a Gymnasium id or env_spec_s3_uri (preprocess_reinforcement; wrappers run in the workers). "
-    "stop: target_return, max_iterations, max_timesteps, max_seconds (default: reward threshold, 200k steps "
-    "or 600 s); stopped_by says which. Writes the policy as safetensors + network.json (no pickle)."
-)
 
 # The trainers: one row each (fits run in worker processes; see tools/common.py).
 TRAINERS: tuple[Trainer, ...] = (
@@ -90,7 +85,7 @@ TRAINERS: tuple[Trainer, ...] = (
         Trainer(
             f"train_{algorithm}",
             f"Train {algorithm.upper()}",
-            text + _RL,
+            text,  # environments, stop rules and the policy format: said once, in the server instructions
             "iteration",
             input_model,
             output_model,
