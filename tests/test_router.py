@@ -30,6 +30,7 @@ from mcp_server.client import result_text, structured
 from mcp_server.common.exceptions import ConfigError, InvalidInputError, NotFoundError
 from mcp_server.config import Config
 from mcp_server.router import ERROR_META_KEY, MAX_RESULT_CHARS, ToolRouter
+from tests.helpers import until
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -450,8 +451,7 @@ async def test_progress_failure_does_not_fail_the_tool(fake_router: ToolRouter) 
 async def test_slow_sync_tool_does_not_block_a_concurrent_call(fake_router: ToolRouter) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(fake_router.call, "slow", {"seconds": 2})
-        while "slow started" not in EVENTS.order:
-            await anyio.sleep(0.01)
+        await until(lambda: "slow started" in EVENTS.order, what="the slow tool to start")
         result = await fake_router.call("fast", {})
         assert not result.is_error
     assert EVENTS.order == ["slow started", "fast finished", "slow finished"]
@@ -465,8 +465,7 @@ async def test_cancelling_a_sync_call_sets_cancelled_and_waits_for_the_worker(fa
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
-        while not EVENTS.started.is_set():
-            await anyio.sleep(0.01)
+        await until(EVENTS.started.is_set, what="the tool to start")
         tg.cancel_scope.cancel()
     # The cancel only returns once the worker has seen the flag and finished its cleanup.
     assert EVENTS.contexts[0].cancelled.is_set()
@@ -477,8 +476,7 @@ async def test_cancelling_a_sync_call_sets_cancelled_and_waits_for_the_worker(fa
 async def test_cancelling_an_async_call_sets_cancelled(fake_router: ToolRouter) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(fake_router.call, "async_cancellable", {})
-        while not EVENTS.started.is_set():
-            await anyio.sleep(0.01)
+        await until(EVENTS.started.is_set, what="the tool to start")
         tg.cancel_scope.cancel()
     assert EVENTS.contexts[0].cancelled.is_set()
 

@@ -3,7 +3,6 @@ cancellation by the client, ONNX export, and a job that outlives its server."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from mcp.client.session import ClientSession
 
 from mcp_server.client import connect, result_text, structured
+from tests.helpers import poll_job
 
 pytestmark = pytest.mark.e2e
 
@@ -48,12 +48,10 @@ async def call_ok(session: ClientSession, tool: str, args: dict[str, Any], **kwa
 
 
 async def poll(session: ClientSession, job_id: str, until: set[str], timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await call_ok(session, "get_training_metrics", {"job_id": job_id})
-        if status["status"] in until or time.monotonic() > deadline:
-            return status
-        await anyio.sleep(0.1)
+    async def caller(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        return await call_ok(session, name, arguments)
+
+    return await poll_job(caller, job_id, until, timeout)
 
 
 async def test_training_reports_progress_and_exports(storage_root: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 from mcp_server.config import Config
 from mcp_server.router import ToolRouter
 from tests.conftest import make_router
-from tests.helpers import call, call_error
+from tests.helpers import call, call_error, poll_job, router_caller
 
 pytestmark = pytest.mark.slow
 
@@ -168,13 +168,7 @@ async def test_reward_curve_plots_the_training_history_and_an_evaluation(
 
 # ---------------------------------------------------------------------------- jobs
 async def poll(router: ToolRouter, job_id: str, until: set[str], timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await call(router, "get_training_metrics", job_id=job_id)
-        if status["status"] in until:
-            return status
-        assert time.monotonic() < deadline, status
-        await anyio.sleep(0.2)
+    return await poll_job(router_caller(router), job_id, until, timeout, interval=0.2)
 
 
 async def test_wait_false_job_on_an_env_spec_runs_its_wrappers_in_the_workers(rl_router: ToolRouter) -> None:

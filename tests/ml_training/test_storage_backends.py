@@ -9,14 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import anyio
 import pytest
 
 from mcp_server.common.bundles import read_bundle
 from mcp_server.config import Config
 from mcp_server.router import ToolRouter
 from tests.conftest import BUCKET, http_s3_client, make_router, threaded_moto_server
-from tests.helpers import call
+from tests.helpers import call, poll_job, router_caller
 from tests.ml_training.conftest import frames
 
 
@@ -46,11 +45,7 @@ async def test_train_poll_and_export_on_each_backend(backend_router: ToolRouter)
         hyperparameters={"n_estimators": 20},
         wait=False,
     )
-    for _ in range(400):
-        polled = await call(any_router, "get_training_metrics", job_id=started["job_id"])
-        if polled["status"] not in ("queued", "running"):
-            break
-        await anyio.sleep(0.05)
+    polled = await poll_job(router_caller(any_router), started["job_id"], interval=0.05)
     assert polled["status"] == "succeeded", polled
     assert polled["metrics"]["validation"]["accuracy"] > 0.85
     # the job record lives under the default location: the bucket, or the local root
