@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from mcp.client.session import ClientSession
+from mcp.shared.exceptions import MCPError
 
 from mcp_server.client import connect, result_text, structured
 from tests.conftest import threaded_moto_server
@@ -155,8 +156,9 @@ async def test_read_only_mode_hides_every_github_writer(
     async with connect(settings) as session:
         names = {tool.name for tool in (await session.list_tools()).tools}
         assert names == {name for name, hints in GITHUB_TOOLS.items() if hints[0]}
-        refused = await session.call_tool("create_issue", {"repository": REPO, "title": "x"})
-        assert refused.is_error and "read-only" in result_text(refused)
+        with pytest.raises(MCPError) as refused:  # hidden, so unknown: a JSON-RPC error
+            await session.call_tool("create_issue", {"repository": REPO, "title": "x"})
+        assert "read-only" in refused.value.message
     assert loopback.count("POST") == 0
 
 

@@ -134,9 +134,13 @@ NOISE = """
 
     @atexit.register
     def _noise_at_exit():
-        # Stands in for output a library leaves buffered or writes while the interpreter exits.
-        sys.__stdout__.write("BUFFERED NOISE AT EXIT\\n")
-        os.write(1, b"NATIVE NOISE AT EXIT\\n")
+        # Stands in for output a library leaves buffered or writes while the interpreter exits
+        # (also in the server's worker processes, which import this file too).
+        try:
+            sys.__stdout__.write("BUFFERED NOISE AT EXIT\\n")
+            os.write(1, b"NATIVE NOISE AT EXIT\\n")
+        except (OSError, ValueError, AttributeError):
+            pass
 """
 
 

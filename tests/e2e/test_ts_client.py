@@ -85,12 +85,12 @@ async def error_calls(router: ToolRouter) -> list[dict[str, Any]]:
         if not arguments or not (await router.call(tool.name, arguments)).is_error:
             arguments = {**arguments, "no_such_field": 1}
         calls.append({"name": tool.name, "arguments": arguments})
-    # Calls that fail schema validation (the three), plus an unknown tool.
+    # Calls that fail schema validation (the three). An unknown tool is a JSON-RPC error
+    # instead (the MCP spec's -32602): see test_unknown_tool_is_a_json_rpc_error_in_the_ts_client.
     calls += [
         {"name": "load_dataset", "arguments": {"s3_uri": 5}},
         {"name": "train_xgboost", "arguments": {}},
         {"name": "split_dataset", "arguments": {"dataset_s3_uri": "d.csv", "train_ratio": "most"}},
-        {"name": "no_such_tool", "arguments": {}},
     ]
     return calls
 
@@ -99,7 +99,7 @@ async def test_every_tools_error_message_reaches_the_ts_client(storage_root: Pat
     router = UnifiedMLOpsMCPServer(Config.from_env(env(storage_root))).router
     calls = await error_calls(router)
     results = run_ts_client("calls", env(storage_root), {"calls": calls})["results"]
-    assert len(results) == len(calls) >= len(router.tool_names) + 4
+    assert len(results) == len(calls) >= len(router.tool_names) + 3
     for call, got in zip(calls, results, strict=True):
         label = f"{call['name']}({json.dumps(call['arguments'])})"
         assert got["thrown"] is None, f"{label}: the SDK threw instead of showing the tool's error: {got['thrown']}"
@@ -109,6 +109,12 @@ async def test_every_tools_error_message_reaches_the_ts_client(storage_root: Pat
         expected = await router.call(call["name"], call["arguments"])
         assert got["text"] == result_text(expected), label
         assert got["meta"][ERROR_META_KEY]["kind"], label
+
+
+async def test_unknown_tool_is_a_json_rpc_error_in_the_ts_client(storage_root: Path) -> None:
+    calls = [{"name": "no_such_tool", "arguments": {}}]
+    (got,) = run_ts_client("calls", env(storage_root), {"calls": calls})["results"]
+    assert got["thrown"] and "-32602" in got["thrown"] and "Unknown tool 'no_such_tool'" in got["thrown"]
 
 
 # ----------------------------------------------------------------------------- workflow

@@ -30,6 +30,11 @@ def processes_with(marker: str) -> dict[int, str]:
     return found
 
 
+def parent_of(pid: int) -> int:
+    # /proc/<pid>/stat: "pid (name) state ppid ..."; the name may hold spaces, so split after ")".
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 async def test_no_worker_outlives_a_killed_server(tmp_path: Path) -> None:
     root = tmp_path / "storage"
     root.mkdir()
@@ -40,7 +45,8 @@ async def test_no_worker_outlives_a_killed_server(tmp_path: Path) -> None:
             while len(processes_with(marker)) < 2:  # the server and its spare worker
                 await anyio.sleep(0.1)
         procs = processes_with(marker)
-        server = [pid for pid, cmd in procs.items() if "-m mcp_server" in cmd]
+        # The server is this test's own child (a process forking off has its parent's command line).
+        server = [pid for pid in procs if parent_of(pid) == os.getpid()]
         assert len(server) == 1, procs
         os.kill(server[0], signal.SIGKILL)
         deadline = time.monotonic() + 30
