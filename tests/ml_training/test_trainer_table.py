@@ -33,3 +33,9 @@ async def test_a_prepare_check_fails_before_any_job_exists(router: ToolRouter) -
     )
     assert result.is_error and "min_clusters" in result.content[0].text  # type: ignore[union-attr]
     assert router.services._jobs is None or not router.services.jobs._jobs  # no job was ever submitted
+
+
+def test_rl_drivers_run_in_the_server_and_fits_in_worker_processes() -> None:
+    # RL drivers connect to the server's one Ray (its actors do the work); other fits get a process.
+    placement = {trainer.name: trainer.worker_process for trainer in TRAINERS}
+    assert {name for name, in_worker in placement.items() if not in_worker} == {"train_ppo", "train_dqn", "train_a3c"}

@@ -83,6 +83,7 @@ async def train(trainer: Trainer, ctx: ToolContext, params: Any) -> ToolOutput:
         trainer.fit,
         (params, model_loc, *prepared),
         model_loc=model_loc,
+        worker_process=trainer.worker_process,
     )
 
 
