@@ -242,6 +242,31 @@ async def test_invalid_config_names_the_field(world: World) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.slow
+async def test_rl_config_trains_judges_and_registers_a_policy(world: World) -> None:
+    from mcp_server.capabilities.ml_training.rl.ray_runtime import shutdown_ray
+
+    config = {
+        "environment": "CartPole-v1",
+        "algorithm": "a3c",  # the quickest learner here (195 within seconds)
+        "hyperparameters": {"a3c": {"stop": {"max_timesteps": 30_000}, "random_state": 0}},
+        "thresholds": {"episode_return_mean": 40.0},  # far above a random policy's ~22
+        "model_name": "cartpole-a3c",
+        "notify": [],
+    }
+    try:
+        run = await call(world.router, "run_pipeline", config=config, max_retries=0, max_wait_seconds=300)
+    finally:
+        shutdown_ray()
+    assert run["status"] == "succeeded" and run["passed"] is True, run
+    assert [_stage(run, name)["status"] for name in ("load", "validate", "split")] == ["skipped"] * 3
+    assert _stage(run, "evaluate")["status"] == "succeeded"
+    assert run["registered"]["model_name"] == "cartpole-a3c" and run["registered"]["status"] == "production"
+    policy = await call(world.router, "load_model", model_s3_uri=run["best_model_s3_uri"])
+    assert policy["algorithm"] == "a3c"
+
+
+@pytest.mark.anyio
 async def test_rl_algorithm_without_its_trainer_is_a_clear_stage_error(world: World) -> None:
     if "train_ppo" in world.router.tool_names:
         pytest.skip("RL trainers are installed on this branch")
