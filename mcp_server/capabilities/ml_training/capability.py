@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from mcp_server.capabilities.base import BaseCapability, ToolSpec
 from mcp_server.capabilities.ml_training import schemas as s
-from mcp_server.capabilities.ml_training.tools.common import Trainer
+from mcp_server.capabilities.ml_training.tools.common import Backend, Trainer
 
 # Tool functions are named, not imported: their modules (pandas, scikit-learn, ...) load on
 # the first call, so listing tools stays fast.
 _TOOLS = "mcp_server.capabilities.ml_training.tools"
+_BACKENDS = "mcp_server.capabilities.ml_training.backends"  # backend: ray / sagemaker (TOOLS.md section 8)
 
 
 # The trainers: one row each (fits run in worker processes; see tools/common.py).
@@ -30,6 +31,10 @@ TRAINERS: tuple[Trainer, ...] = (
         s.TrainXGBoostInput,
         s.TrainXGBoostOutput,
         fit=f"{_TOOLS}.supervised:fit_xgboost",
+        backends=(
+            Backend("ray", f"{_BACKENDS}.ray_train:fit_xgboost", f"{_BACKENDS}.ray_train:prepare"),
+            Backend("sagemaker", f"{_BACKENDS}.sagemaker:fit_xgboost", f"{_BACKENDS}.sagemaker:prepare", False),
+        ),
     ),
     Trainer(
         "train_neural_network",
@@ -41,6 +46,7 @@ TRAINERS: tuple[Trainer, ...] = (
         s.TrainNeuralNetworkOutput,
         fit=f"{_TOOLS}.neural:fit_neural_network",
         prepare=f"{_TOOLS}.neural:prepare_neural_network",
+        backends=(Backend("ray", f"{_BACKENDS}.ray_train:fit_neural_network", f"{_BACKENDS}.ray_train:prepare"),),
     ),
     Trainer(
         "train_kmeans",

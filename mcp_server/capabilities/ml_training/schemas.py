@@ -162,11 +162,39 @@ class TrainRandomForestInput(SupervisedInput):
     hyperparameters: RandomForestHyperparameters | None = Field(default=None, description="settings")
 
 
-class TrainXGBoostInput(SupervisedInput):
+class BackendInput(ToolInput):
+    """The options of trainers that can also train off the server's machine (TOOLS.md section 8):
+    `backend` itself is declared by each trainer (which backends it has)."""
+
+    num_workers: int | None = Field(default=None, ge=1, le=256, description="ray: train workers (default 2)")
+    resources_per_worker: dict[str, float] | None = Field(default=None, description='ray: e.g. {"CPU": 1}')
+
+    @model_validator(mode="after")
+    def _options_match_backend(self) -> BackendInput:
+        backend = getattr(self, "backend", "local")
+        for name, owner in _BACKEND_OPTIONS:
+            if getattr(self, name, None) is not None and backend != owner:
+                raise ValueError(f"{name} applies to backend {owner!r} only: set backend to {owner!r} or drop {name}")
+        return self
+
+
+_BACKEND_OPTIONS = (
+    ("num_workers", "ray"),
+    ("resources_per_worker", "ray"),
+    ("instance_type", "sagemaker"),
+    ("instance_count", "sagemaker"),
+)
+
+
+class TrainXGBoostInput(SupervisedInput, BackendInput):
     hyperparameters: XGBoostHyperparameters | None = Field(default=None, description="settings")
+    backend: Literal["local", "ray", "sagemaker"] = Field(default="local", description="where it trains")
+    instance_type: str | None = Field(default=None, max_length=64, description="sagemaker")
+    instance_count: int | None = Field(default=None, ge=1, le=100, description="sagemaker; default 1")
 
 
-class TrainNeuralNetworkInput(SupervisedInput):
+class TrainNeuralNetworkInput(SupervisedInput, BackendInput):
+    backend: Literal["local", "ray"] = Field(default="local", description="where it trains")
     framework: Literal["pytorch", "tensorflow"] = Field(default="pytorch", description="the library")
     hidden_layers: list[LayerUnits] | None = Field(
         default=None, min_length=1, max_length=10, description="default [64, 32]"

@@ -34,6 +34,17 @@ _DATA_INPUTS = ("train_data_s3_uri", "validation_data_s3_uri")
 
 
 @dataclass(frozen=True)
+class Backend:
+    """Another place a trainer can train (`backend: name`): its own fit and checks, which hand the
+    work to a cluster or a cloud service and turn what comes back into the same bundle."""
+
+    name: str
+    fit: str  # "module:function", as Trainer.fit
+    prepare: str | None = None  # "module:function", as Trainer.prepare
+    worker_process: bool = True
+
+
+@dataclass(frozen=True)
 class Trainer:
     """One trainer as data: the tool and its job are built from this row."""
 
@@ -46,6 +57,7 @@ class Trainer:
     fit: str  # "module:function": fit(job, storage, params, model_loc, *prepared)
     prepare: str | None = None  # "module:function": prepare(storage, params, model_loc) -> prepared
     worker_process: bool = True  # False: the fit runs in a thread of the server (it only drives others)
+    backends: tuple[Backend, ...] = ()  # other places it can train (the `backend` input); default local
 
     def tool_spec(self) -> ToolSpec:
         return ToolSpec(
@@ -65,11 +77,14 @@ class Trainer:
 async def train(trainer: Trainer, ctx: ToolContext, params: Any) -> ToolOutput:
     """The tool function of every trainer (`params`: an instance of its input model)."""
 
+    chosen = getattr(params, "backend", "local")
+    where: Trainer | Backend = next((b for b in trainer.backends if b.name == chosen), trainer)
+
     def check() -> tuple[Location, tuple[Any, ...]]:
         model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
         prepared: tuple[Any, ...] = ()
-        if trainer.prepare:
-            prepare: Prepare = import_tool_function(trainer.prepare)
+        if where.prepare:
+            prepare: Prepare = import_tool_function(where.prepare)
             prepared = prepare(ctx.storage, params, model_loc)
         return model_loc, prepared
 
@@ -80,10 +95,10 @@ async def train(trainer: Trainer, ctx: ToolContext, params: Any) -> ToolOutput:
         trainer.name,
         params,
         trainer.output_model,
-        trainer.fit,
+        where.fit,
         (params, model_loc, *prepared),
         model_loc=model_loc,
-        worker_process=trainer.worker_process,
+        worker_process=where.worker_process,
     )
 
 
