@@ -61,6 +61,7 @@ class Repo:
     issues: dict[int, dict[str, Any]] = field(default_factory=dict)
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)  # branch -> commit sha
+    tags: dict[str, str] = field(default_factory=dict)  # tag -> the branch whose files it shows
     files: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (branch, path) -> content
     pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
     next_number: int = 1
@@ -454,6 +455,11 @@ class LoopbackGitHub:
 
     def _branch(self, repo: Repo, query: dict[str, list[str]] | None, body: Any = None) -> str:
         branch = (query or {}).get("ref", [None])[0] or (body or {}).get("branch") or repo.default_branch
+        # Like GitHub, a ref may be written in full; tags here name the branch they point into.
+        if branch.startswith("refs/heads/"):
+            branch = branch.removeprefix("refs/heads/")
+        elif branch.startswith("refs/tags/") and branch.removeprefix("refs/tags/") in repo.tags:
+            branch = repo.tags[branch.removeprefix("refs/tags/")]
         if branch not in repo.branches:
             raise GitHubError(404, f"No commit found for the ref {branch}")
         return str(branch)

@@ -26,6 +26,26 @@ async def test_get_file_at_ref(gh_router: ToolRouter, github: LoopbackGitHub) ->
     assert github.requests[-1].query == {"ref": ["dev"]}
 
 
+@pytest.mark.parametrize("ref", ["refs/tags/v1.0", "refs/heads/dev"])
+async def test_get_file_at_a_fully_written_ref(gh_router: ToolRouter, github: LoopbackGitHub, ref: str) -> None:
+    repo = github.repos[REPO]
+    repo.branches["dev"] = "d" * 40
+    repo.tags["v1.0"] = "dev"
+    repo.files[("dev", "README.md")] = b"dev readme\n"
+    got = await call(gh_router, "get_file", repository=REPO, path="README.md", ref=ref)
+    assert got["content"] == "dev readme\n"
+    assert github.requests[-1].query == {"ref": [ref]}
+
+
+@pytest.mark.parametrize("ref", ["refs/remotes/origin/main", "refs/tags/", "refs/heads/a..b", "refs/pull/1/head"])
+async def test_get_file_refuses_other_full_refs_before_any_request(
+    gh_router: ToolRouter, github: LoopbackGitHub, ref: str
+) -> None:
+    message = await call_error(gh_router, "get_file", repository=REPO, path="README.md", ref=ref)
+    assert "ref" in message
+    assert github.requests == []
+
+
 async def test_get_file_refuses_binary_content(gh_router: ToolRouter, github: LoopbackGitHub) -> None:
     github.repos[REPO].files[("main", "model.bin")] = b"\x89PNG\r\n\x1a\n\x00\x00"
     message = await call_error(gh_router, "get_file", repository=REPO, path="model.bin")

@@ -48,8 +48,14 @@ def content_path_problem(value: str) -> str | None:
     return None
 
 
-def ref_problem(value: str) -> str | None:
-    """git check-ref-format rules for a branch (or tag/sha) name."""
+_QUALIFIED = ("refs/heads/", "refs/tags/")
+
+
+def ref_problem(value: str, qualified: bool = False) -> str | None:
+    """git check-ref-format rules for a branch (or tag/sha) name. `qualified`: a ref to read at
+    may also be written in full, `refs/heads/<branch>` or `refs/tags/<tag>`."""
+    if qualified and value.startswith(_QUALIFIED):
+        value = value.split("/", 2)[2]
     if not value:
         return "a branch name is required"
     if value.startswith(("-", "/")) or value.endswith(("/", ".", ".lock")):
@@ -59,8 +65,14 @@ def ref_problem(value: str) -> str | None:
     if any(part.startswith(".") for part in value.split("/")):
         return "a branch name component may not start with '.'"
     if value.startswith("refs/"):
+        if qualified:
+            return "give a branch, tag or commit sha, or refs/heads/<branch> or refs/tags/<tag>"
         return "give the branch name without refs/heads/"
     return None
+
+
+def read_ref_problem(value: str) -> str | None:
+    return ref_problem(value, qualified=True)
 
 
 def label_problem(value: str) -> str | None:

@@ -15,6 +15,7 @@ from mcp_server.capabilities.base import ToolInput, ToolResultModel
 from mcp_server.capabilities.github_integration.names import (
     content_path_problem,
     label_problem,
+    read_ref_problem,
     ref_problem,
     repository_problem,
 )
@@ -51,6 +52,7 @@ ContentPath = Annotated[
     AfterValidator(_checked(content_path_problem, "path")),
 ]
 Branch = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_checked(ref_problem, "branch"))]
+ReadRef = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_checked(read_ref_problem, "ref"))]
 Label = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_checked(label_problem, "label"))]
 Labels = Annotated[list[Label], Field(max_length=100)]
 Login = Annotated[str, Field(min_length=1, max_length=39, pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,38})$")]
@@ -193,7 +195,7 @@ class ListLabelsOutput(ToolResultModel):
 class GetFileInput(ToolInput):
     repository: Repository
     path: ContentPath
-    ref: Branch | None = Field(None, description="branch, tag or commit sha; default: the default branch")
+    ref: ReadRef | None = Field(None, description="branch, tag or commit sha; default: the default branch")
 
 
 class GetFileOutput(ToolResultModel):
