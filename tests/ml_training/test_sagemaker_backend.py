@@ -69,6 +69,7 @@ class Container:
         self._name = ""
         self.jobs: list[dict[str, Any]] = []  # DescribeTrainingJob as moto recorded each job
         self.channels: dict[str, str] = {}  # channel -> the CSV text the algorithm read
+        self.files: dict[str, list[str]] = {}  # channel -> its file names
 
     def attach(self, client: Any) -> None:
         client.meta.events.register("provide-client-params.sagemaker.CreateTrainingJob", self._capture)
@@ -77,10 +78,12 @@ class Container:
     def _capture(self, params: dict[str, Any], **kwargs: Any) -> None:
         self._name = params["TrainingJobName"]
 
-    def _read(self, uri: str) -> str:
+    def _read(self, channel: str, uri: str) -> str:
+        """The channel's files, in key order (each instance reads its share when sharded)."""
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        (key,) = [o["Key"] for o in self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
-        return str(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+        files = [o["Key"] for o in self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
+        self.files[channel] = [key.removeprefix(prefix) for key in files]
+        return "".join(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode() for key in files)
 
     def _run(self, **kwargs: Any) -> None:
         import xgboost as xgb
@@ -90,7 +93,7 @@ class Container:
         self.jobs.append(described)
         matrices = {}
         for channel in described["InputDataConfig"]:
-            text = self._read(channel["DataSource"]["S3DataSource"]["S3Uri"])
+            text = self._read(channel["ChannelName"], channel["DataSource"]["S3DataSource"]["S3Uri"])
             self.channels[channel["ChannelName"]] = text
             path = self._tmp / f"{channel['ChannelName']}.csv"
             path.write_text(text)
@@ -169,6 +172,8 @@ async def test_train_on_sagemaker_writes_channels_tracks_and_bundles(
     assert {c["ContentType"] for c in channels.values()} == {"text/csv"}
     prefix = f"s3://{BUCKET}/models/bc-sm/sagemaker/{name}/input/"
     assert channels["train"]["DataSource"]["S3DataSource"]["S3Uri"] == prefix + "train/"
+    assert {c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in channels.values()} == {"FullyReplicated"}
+    assert container.files == {"train": ["train-0000.csv"], "validation": ["validation-0000.csv"]}
     # The channels as the algorithm read them: CSV, label first (0/1), no header, all features.
     train = pd.read_csv(io.StringIO(container.channels["train"]), header=None)
     validation = pd.read_csv(io.StringIO(container.channels["validation"]), header=None)
@@ -232,6 +237,9 @@ async def test_sagemaker_encodes_classes_and_applies_the_preprocessing(
     hp = job["HyperParameters"]
     assert (hp["objective"], hp["num_class"], hp["eval_metric"]) == ("multi:softprob", "3", "mlogloss")
     assert "early_stopping_rounds" not in hp and [c["ChannelName"] for c in job["InputDataConfig"]] == ["train"]
+    # two instances: the train channel is two files, one per instance
+    assert job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataDistributionType"] == "ShardedByS3Key"
+    assert container.files["train"] == ["train-0000.csv", "train-0001.csv"]
     train = pd.read_csv(io.StringIO(container.channels["train"]), header=None)
     # labels as local training encodes them: indices into the sorted classes
     assert out["classes"] == ["setosa", "versicolor", "virginica"]
@@ -492,3 +500,32 @@ def test_hyperparameters_map_to_the_algorithm_names() -> None:
     data.task_type, data.classes = "classification", [0, 1]
     assert sm.algorithm_hyperparameters(hp, data, 11, 1)["scale_pos_weight"] == "4.0"
     assert json.dumps(mapped)  # CreateTrainingJob takes a map of strings
+
+
+async def test_sagemaker_refusing_the_job_or_writing_no_model_is_a_clear_error(router: ToolRouter, aws: Any) -> None:
+    put(router, frames()["iris"], "data/iris.parquet")
+    args = {
+        "train_data_s3_uri": "data/iris.parquet",
+        "target_column": "target",
+        "model_output_s3_uri": "models/nothing",
+        "backend": "sagemaker",
+    }
+    # moto completes the job at once and, with no container playing it here, writes no model
+    message = await call_error(router, "train_xgboost", **args)
+    assert "completed but wrote no model" in message and "model.tar.gz" in message
+    assert not any(k.endswith("metadata.json") or "/input/" in k for k in keys(aws, "models/nothing"))
+
+
+async def test_sagemaker_client_errors_are_reported_not_raised(router: ToolRouter, stubbed: Any, aws: Any) -> None:
+    put(router, frames()["iris"], "data/iris.parquet")
+    stubbed.add_client_error("create_training_job", "ResourceLimitExceeded", "account-level service limit exceeded")
+    message = await call_error(
+        router,
+        "train_xgboost",
+        train_data_s3_uri="data/iris.parquet",
+        target_column="target",
+        model_output_s3_uri="models/limited",
+        backend="sagemaker",
+    )
+    assert "CreateTrainingJob" in message and "ResourceLimitExceeded" in message and "Traceback" not in message
+    assert keys(aws, "models/limited") == []  # the channels written for it are gone

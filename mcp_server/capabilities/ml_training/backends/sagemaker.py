@@ -27,13 +27,16 @@ built-in version is refused before anything is uploaded.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
 import tarfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,7 +52,7 @@ from mcp_server.capabilities.ml_training.schemas import TrainXGBoostInput, XGBoo
 from mcp_server.capabilities.ml_training.tools.common import publish_bundle
 from mcp_server.capabilities.ml_training.tools.supervised import load_supervised, supervised_result
 from mcp_server.common.bundles import CODECS
-from mcp_server.common.exceptions import BadFormatError, CancelledError, InvalidInputError, MLOpsError
+from mcp_server.common.exceptions import BadFormatError, CancelledError, InvalidInputError, MLOpsError, NotFoundError
 from mcp_server.common.jobs import Job
 from mcp_server.common.logger import get_logger
 from mcp_server.common.s3_utils import Location, S3Utils
@@ -239,26 +242,41 @@ def training_job_name(job_id: str) -> str:
     return name[:63].rstrip("-")
 
 
-def _csv_bytes(y: np.ndarray, x: np.ndarray) -> bytes:
-    """Label first, no header; a missing feature is an empty field (XGBoost's CSV reader: missing)."""
-    buffer = io.StringIO()
-    np.savetxt(buffer, np.column_stack([y.astype(np.float64), x.astype(np.float64)]), fmt="%.9g", delimiter=",")
-    return buffer.getvalue().replace("nan", "").encode()
+_CSV_ROWS_PER_CHUNK = 20_000
+
+
+def _write_csv(path: Path, y: np.ndarray, x: np.ndarray) -> None:
+    """Label first, no header; a missing feature is an empty field (XGBoost's CSV reader: missing).
+    Written in chunks: the text of a large matrix is several times its size in memory."""
+    with path.open("w") as handle:
+        for start in range(0, len(y), _CSV_ROWS_PER_CHUNK):
+            rows = slice(start, start + _CSV_ROWS_PER_CHUNK)
+            chunk = np.column_stack([y[rows].astype(np.float64), x[rows].astype(np.float64)])
+            buffer = io.StringIO()
+            np.savetxt(buffer, chunk, fmt="%.9g", delimiter=",")
+            handle.write(buffer.getvalue().replace("nan", ""))
 
 
 def write_channels(storage: S3Utils, plan: Plan, prefix: Location) -> dict[str, Location]:
-    """The train (and validation) channel files under `prefix`: what the built-in algorithm reads."""
+    """The train (and validation) channel files under `prefix`: what the built-in algorithm reads.
+    With several instances the train channel is one file per instance (sharded by S3 key): each
+    instance trains on its share, as distributed XGBoost expects."""
     data = plan.data
     classification = data.task_type == "classification"
     sets = {"train": (data.x_train, data.y_train)}
     if data.x_val is not None and data.y_val is not None:
         sets["validation"] = (data.x_val, data.y_val)
     channels: dict[str, Location] = {}
-    for name, (x, y) in sets.items():
-        labels = data.encode(y) if classification else y.astype(np.float64)
-        loc = storage.join(prefix, name, f"{name}.csv")
-        storage.write_bytes(loc, _csv_bytes(labels, x), "text/csv")
-        channels[name] = storage.parent(loc)
+    with storage.scratch("mlops-sagemaker-") as tmp:
+        for name, (x, y) in sets.items():
+            labels = data.encode(y) if classification else y.astype(np.float64)
+            parts = plan.instance_count if name == "train" else 1
+            for index, rows in enumerate(np.array_split(np.arange(len(labels)), parts)):
+                path = tmp / f"{name}-{index:04d}.csv"
+                _write_csv(path, labels[rows], x[rows])
+                storage.upload_file(path, storage.join(prefix, name, path.name), "text/csv")
+                path.unlink()
+            channels[name] = storage.join(prefix, name)
     return channels
 
 
@@ -279,7 +297,9 @@ def create_request(plan: Plan, name: str, channels: dict[str, Location], output:
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
                         "S3Uri": loc.uri + "/",
-                        "S3DataDistributionType": "FullyReplicated",
+                        "S3DataDistributionType": "ShardedByS3Key"
+                        if channel == "train" and plan.instance_count > 1
+                        else "FullyReplicated",
                     }
                 },
                 "ContentType": "text/csv",
@@ -435,22 +455,31 @@ def fit_xgboost(
         channels = write_channels(storage, plan, inputs)
         job.mark("load")
         job.check_cancelled()
-        client.create_training_job(**create_request(plan, name, channels, base))
+        with _sagemaker_errors("CreateTrainingJob"):
+            client.create_training_job(**create_request(plan, name, channels, base))
         job.report(2, _TOTAL, f"SageMaker training job {name} created")
-        described = track(job, client, name)
+        with _sagemaker_errors("DescribeTrainingJob"):
+            described = track(job, client, name)
     finally:
         _delete_channels(storage, inputs)
     job.mark("fit")
     status = described.get("TrainingJobStatus")
     if status != "Completed":
-        reason = str(described.get("FailureReason") or status)[:500]
+        reason = str(described.get("FailureReason") or described.get("SecondaryStatus") or "")[:500]
         raise MLOpsError(
             f"SageMaker training job {name} ended {status}: {reason}",
             hint="See the job's CloudWatch logs (/aws/sagemaker/TrainingJobs) for the details.",
         )
-    artifact = storage.resolve(str((described.get("ModelArtifacts") or {}).get("S3ModelArtifacts") or ""), "model")
+    # Where SageMaker puts the model (<S3OutputPath>/<job>/output/): computed, so it stays in the folder.
+    artifact = storage.join(base, name, "output", "model.tar.gz")
     cap = storage.config.max_bundle_bytes
-    archive = storage.read_bytes(artifact, max_bytes=cap)
+    try:
+        archive = storage.read_bytes(artifact, max_bytes=cap)
+    except NotFoundError:
+        raise MLOpsError(
+            f"SageMaker training job {name} completed but wrote no model at {artifact.uri}",
+            hint="Check that the image is SageMaker's built-in XGBoost (MLOPS_SAGEMAKER_IMAGE_URI).",
+        ) from None
     classification = data.task_type == "classification"
     raw = read_model_member(archive, cap)
     model = load_model(storage, raw, data.task_type, len(data.classes or []), len(data.feature_names))
@@ -488,6 +517,23 @@ def fit_xgboost(
     )
     final = publish_bundle(job, storage, model_loc, model, "xgboost", meta, _TOTAL, preprocessor=data.preprocessor)
     return supervised_result(data, final, best_iteration=best, sagemaker=record)
+
+
+@contextlib.contextmanager
+def _sagemaker_errors(operation: str) -> Iterator[None]:
+    """SageMaker's refusals (AccessDenied, ResourceLimitExceeded, ValidationException) as clear errors."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise MLOpsError(
+            f"SageMaker refused {operation}: {error.get('Code')}: {str(error.get('Message') or '')[:300]}",
+            hint="Check the server's IAM permissions (README: Training backends), SAGEMAKER_ROLE_ARN and quotas.",
+        ) from None
+    except BotoCoreError as exc:
+        raise MLOpsError(f"cannot reach SageMaker for {operation}: {exc}", hint="Check AWS_REGION.") from None
 
 
 def _best_iteration(model: Any, plan: Plan) -> int | None:
