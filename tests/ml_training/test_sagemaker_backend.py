@@ -483,6 +483,18 @@ def test_artifact_with_traversal_links_or_too_much_content_is_refused() -> None:
     with pytest.raises(BadFormatError, match="MLOPS_MAX_BUNDLE_MB"):
         sm.read_model_member(model_archive(raw), len(raw) - 1)
     assert sm.read_model_member(model_archive(raw, "./xgboost-model"), len(raw)) == raw
+    # many entries, each under the cap, that together expand past it
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for index in range(3):
+            info = tarfile.TarInfo(f"padding-{index}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(b"\0" * len(raw)))
+        info = tarfile.TarInfo(sm.MODEL_MEMBER)
+        info.size = len(raw)
+        tar.addfile(info, io.BytesIO(raw))
+    with pytest.raises(BadFormatError, match="expands past"):
+        sm.read_model_member(buffer.getvalue(), 2 * len(raw))
 
 
 def test_hyperparameters_map_to_the_algorithm_names() -> None:
@@ -500,6 +512,10 @@ def test_hyperparameters_map_to_the_algorithm_names() -> None:
     data.task_type, data.classes = "classification", [0, 1]
     assert sm.algorithm_hyperparameters(hp, data, 11, 1)["scale_pos_weight"] == "4.0"
     assert json.dumps(mapped)  # CreateTrainingJob takes a map of strings
+    with pytest.raises(InvalidInputError, match="float32"):
+        sm.algorithm_hyperparameters(XGBoostHyperparameters(gamma=1e300), data, 11, 1)
+    with pytest.raises(InvalidInputError, match="instance_count 5"):
+        sm.algorithm_hyperparameters(hp, data, 11, 5)
 
 
 async def test_sagemaker_refusing_the_job_or_writing_no_model_is_a_clear_error(router: ToolRouter, aws: Any) -> None:

@@ -56,6 +56,7 @@ from mcp_server.common.exceptions import BadFormatError, CancelledError, Invalid
 from mcp_server.common.jobs import Job
 from mcp_server.common.logger import get_logger
 from mcp_server.common.s3_utils import Location, S3Utils
+from mcp_server.common.services import Services
 from mcp_server.config import SAGEMAKER_INSTANCE_TYPE
 
 _log = get_logger(__name__)
@@ -110,6 +111,7 @@ _MAX_TAR_MEMBERS = 1000
 _STEPS = {"Starting": 3, "Downloading": 4, "Training": 5, "Uploading": 6, "Completed": 7}
 _TOTAL = 10
 _TERMINAL = ("Completed", "Failed", "Stopped")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -186,6 +188,17 @@ def algorithm_hyperparameters(
         values.update(objective="multi:softprob", num_class=len(classes), eval_metric="mlogloss")
     if data.x_val is not None and hp.early_stopping_rounds is not None:
         values["early_stopping_rounds"] = hp.early_stopping_rounds  # needs the validation channel
+    too_large = [name for name, value in values.items() if isinstance(value, float) and value > _FLOAT32_MAX]
+    if too_large:  # the container would fail minutes later, after the instances started
+        raise InvalidInputError(
+            f"{too_large[0]} is out of XGBoost's range (floats must fit in float32, below 3.4e38)",
+            field="hyperparameters",
+        )
+    if instance_count > len(data.y_train):
+        raise InvalidInputError(
+            f"instance_count {instance_count} is more than the {len(data.y_train)} training rows to share",
+            field="instance_count",
+        )
     return {name: _text(value) for name, value in values.items()}
 
 
@@ -193,7 +206,7 @@ def _text(value: Any) -> str:
     return repr(float(value)) if isinstance(value, float) else str(value)
 
 
-def prepare(storage: S3Utils, params: TrainXGBoostInput, model_loc: Location, services: Any) -> tuple[Plan]:
+def prepare(storage: S3Utils, params: TrainXGBoostInput, model_loc: Location, services: Services) -> tuple[Plan]:
     """Everything that can be refused before a job exists or anything is uploaded."""
     config = storage.config
     if model_loc.scheme != "s3":
@@ -331,7 +344,7 @@ def final_metrics(described: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def track(job: Job, client: Any, name: str, poll_seconds: float | None = None) -> dict[str, Any]:
+def track(job: Job, client: Any, name: str) -> dict[str, Any]:
     """Poll DescribeTrainingJob until the training job ends; record it on `job` as it goes. A
     cancelled job stops the training job (StopTrainingJob) and raises CancelledError."""
     seen = 0
@@ -360,7 +373,7 @@ def track(job: Job, client: Any, name: str, poll_seconds: float | None = None) -
         job.report(_STEPS.get(secondary, 2), _TOTAL, f"SageMaker training job {name}: {status} ({secondary})")
         if status in _TERMINAL:
             return described
-        if job.cancel_event.wait(POLL_SECONDS if poll_seconds is None else poll_seconds):
+        if job.cancel_event.wait(POLL_SECONDS):  # a cancel wakes it at once
             _stop(client, name)
             raise CancelledError(f"job {job.job_id} was cancelled; training job {name} was stopped, nothing written")
 
@@ -380,6 +393,7 @@ def read_model_member(archive: bytes, max_bytes: int) -> bytes:
     archive with a link, a device, an absolute or `..` name, or too much content is refused."""
     refused = "the SageMaker model artifact (model.tar.gz)"
     found: bytes | None = None
+    total = 0  # what the archive expands to: bounded as a whole, not only per entry
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
             for count, member in enumerate(tar, start=1):
@@ -393,8 +407,9 @@ def read_model_member(archive: bytes, max_bytes: int) -> bytes:
                     continue
                 if not member.isfile():  # symlinks, hard links, devices, FIFOs
                     raise BadFormatError(f"{refused} has a link or special file ({name[:100]!r}); refused")
-                if member.size > max_bytes:
-                    raise BadFormatError(f"{refused}: {name[:100]!r} is over the MLOPS_MAX_BUNDLE_MB limit")
+                total += member.size
+                if total > max_bytes:
+                    raise BadFormatError(f"{refused} expands past the MLOPS_MAX_BUNDLE_MB limit ({name[:100]!r})")
                 if parts == [MODEL_MEMBER]:
                     handle = tar.extractfile(member)
                     assert handle is not None  # a regular file always has content
