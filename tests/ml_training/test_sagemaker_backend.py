@@ -33,6 +33,8 @@ from tests.conftest import BUCKET, make_router
 from tests.helpers import call, call_error, poll_job, router_caller, until
 from tests.ml_training.conftest import frames
 
+# The test container reads CSV the way the built-in algorithm does, which XGBoost 3.1+ deprecates.
+pytestmark = pytest.mark.filterwarnings("ignore:.*Text file input has been deprecated")
 ROLE = "arn:aws:iam::123456789012:role/mlops-training"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"
 
@@ -256,6 +258,35 @@ async def test_sagemaker_encodes_classes_and_applies_the_preprocessing(
         router, "evaluate_classifier", model_s3_uri=out["model_s3_uri"], test_data_s3_uri=processed["output_s3_uri"]
     )
     assert evaluated["metrics"]["accuracy"] > 0.9
+
+
+async def test_sagemaker_regression_with_a_validation_file(router: ToolRouter, container: Container) -> None:
+    diabetes = frames()["diabetes"]
+    train = put(router, diabetes.iloc[:350], "data/diabetes-train.parquet")
+    validation = put(router, diabetes.iloc[350:], "data/diabetes-validation.parquet")
+    out = await call(
+        router,
+        "train_xgboost",
+        train_data_s3_uri=train,
+        validation_data_s3_uri=validation,
+        target_column="target",
+        task_type="regression",
+        model_output_s3_uri="models/diabetes-sm",
+        backend="sagemaker",
+        random_state=1,
+        hyperparameters={"n_estimators": 40, "max_depth": 2, "learning_rate": 0.1, "early_stopping_rounds": 5},
+    )
+    (job,) = container.jobs
+    hp = job["HyperParameters"]
+    assert (hp["objective"], hp["eval_metric"], hp["early_stopping_rounds"]) == ("reg:squarederror", "rmse", "5")
+    assert "num_class" not in hp and "scale_pos_weight" not in hp
+    labels = pd.read_csv(io.StringIO(container.channels["validation"]), header=None)[0].to_numpy()
+    assert np.allclose(labels, diabetes["target"].iloc[350:].to_numpy())  # the file's rows, label first
+    assert out["n_validation_rows"] == len(diabetes) - 350 and out["task_type"] == "regression"
+    assert out["best_iteration"] is not None and out["best_iteration"] < 40
+    evaluated = await call(router, "evaluate_regressor", model_s3_uri=out["model_s3_uri"], test_data_s3_uri=validation)
+    assert abs(evaluated["metrics"]["r2"] - out["metrics"]["validation"]["r2"]) < 1e-6
+    assert evaluated["metrics"]["r2"] > 0.2
 
 
 # ------------------------------------------------------------------------------ refusals
