@@ -28,6 +28,10 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _REGION = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")  # what botocore accepts
 _ENDPOINT = re.compile(r"^https?://[^\s/?#]+(/\S*)?$")
+# SageMaker training (backend: sagemaker): the shapes CreateTrainingJob accepts, checked at start-up.
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+SAGEMAKER_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+(?:-[a-z0-9]+)*\.[a-z0-9]+$")
+_IMAGE_URI = re.compile(r"^[a-z0-9.-]+(?::\d+)?/[a-z0-9._/-]+(?::[\w.-]+|@sha256:[0-9a-f]{64})?$")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -139,6 +143,25 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _sagemaker_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    checks = (
+        ("SAGEMAKER_ROLE_ARN", _ROLE_ARN, "arn:aws:iam::123456789012:role/SageMakerTraining"),
+        ("MLOPS_SAGEMAKER_INSTANCE_TYPE", SAGEMAKER_INSTANCE_TYPE, "ml.m5.xlarge"),
+        ("MLOPS_SAGEMAKER_IMAGE_URI", _IMAGE_URI, "ACCOUNT.dkr.ecr.REGION.amazonaws.com/sagemaker-xgboost:3.0-5"),
+    )
+    values: dict[str, str | None] = {}
+    for name, pattern, example in checks:
+        value = (env.get(name) or "").strip() or None
+        if value is not None and not pattern.match(value):
+            raise ConfigError(f"{name}={value!r} is not valid; use e.g. {example}")
+        values[name] = value
+    return {
+        "sagemaker_role_arn": values["SAGEMAKER_ROLE_ARN"],
+        "sagemaker_instance_type": values["MLOPS_SAGEMAKER_INSTANCE_TYPE"] or "ml.m5.xlarge",
+        "sagemaker_image_uri": values["MLOPS_SAGEMAKER_IMAGE_URI"],
+    }
+
+
 @dataclass(frozen=True)
 class Config:
     s3_bucket: str | None = None
@@ -199,6 +222,10 @@ class Config:
     # unset, the server starts a Ray of its own with MLOPS_RAY_NUM_CPUS CPUs (None: all).
     ray_address: str | None = None
     ray_num_cpus: int | None = None
+    # SageMaker training jobs (train_xgboost backend: sagemaker; ml_training/backends/sagemaker.py)
+    sagemaker_role_arn: str | None = None
+    sagemaker_instance_type: str = "ml.m5.xlarge"
+    sagemaker_image_uri: str | None = None  # default: the built-in XGBoost image of the region
 
     @property
     def default_location(self) -> str:
@@ -290,5 +317,6 @@ class Config:
             # Ray (reinforcement learning): the cluster to join, or the size of the server's own Ray.
             ray_address=(env.get("RAY_ADDRESS") or "").strip() or None,
             ray_num_cpus=_int(env, "MLOPS_RAY_NUM_CPUS", 0, 1, 1024) or None,
+            **_sagemaker_settings(env),
         )
         return replace(config, **overrides) if overrides else config  # type: ignore[arg-type]

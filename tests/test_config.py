@@ -72,7 +72,7 @@ def test_readme_table_lists_exactly_the_parsed_variables() -> None:
     table = README.read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", table, flags=re.MULTILINE))
     source = (Path(__file__).resolve().parents[1] / "mcp_server" / "config.py").read_text()
-    read = set(re.findall(r"\"((?:MLOPS|AWS|LOG|SLACK|SMTP|GITHUB|CLOUDWATCH)_[A-Z_]+)\"", source)) - {
+    read = set(re.findall(r"\"((?:MLOPS|AWS|LOG|SLACK|SMTP|GITHUB|CLOUDWATCH|SAGEMAKER)_[A-Z_]+)\"", source)) - {
         "AWS_DEFAULT_REGION"
     }
     assert documented == read

@@ -33,7 +33,7 @@ TRAINERS: tuple[Trainer, ...] = (
         fit=f"{_TOOLS}.supervised:fit_xgboost",
         backends=(
             Backend("ray", f"{_BACKENDS}.ray_train:fit_xgboost", f"{_BACKENDS}.ray_train:prepare"),
-            Backend("sagemaker", f"{_BACKENDS}.sagemaker:fit_xgboost", f"{_BACKENDS}.sagemaker:prepare", False),
+            Backend("sagemaker", f"{_BACKENDS}.sagemaker:fit_xgboost", f"{_BACKENDS}.sagemaker:prepare", False, True),
         ),
     ),
     Trainer(

@@ -324,6 +324,7 @@ class TrainRandomForestOutput(SupervisedOutput):
 class TrainXGBoostOutput(SupervisedOutput):
     key_outputs = (*TRAINING_KEYS, "feature_importance", "best_iteration")
     best_iteration: int | None = Field(default=None, description="the kept round when early stopping ran")
+    sagemaker: dict[str, Any] | None = Field(default=None, description="backend sagemaker: the training job")
 
 
 class TrainNeuralNetworkOutput(SupervisedOutput):

@@ -29,7 +29,8 @@ from mcp_server.common.s3_utils import Location, S3Utils
 from mcp_server.common.workers import ProcessTask
 
 Fit = Callable[..., dict[str, Any]]  # fit(job, storage, params, model_loc, *prepared), in a worker process
-Prepare = Callable[[S3Utils, Any, Location], tuple[Any, ...]]  # checks before any job; returns more fit args
+# prepare(storage, params, model_loc[, services]): checks before any job; returns more fit args
+Prepare = Callable[..., tuple[Any, ...]]
 _DATA_INPUTS = ("train_data_s3_uri", "validation_data_s3_uri")
 
 
@@ -42,6 +43,9 @@ class Backend:
     fit: str  # "module:function", as Trainer.fit
     prepare: str | None = None  # "module:function", as Trainer.prepare
     worker_process: bool = True
+    # True: prepare(storage, params, model_loc, services) also gets the server's Services (its AWS
+    # clients). Only for in-process drivers (worker_process False): what it returns is not pickled.
+    services: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,8 @@ async def train(trainer: Trainer, ctx: ToolContext, params: Any) -> ToolOutput:
         prepared: tuple[Any, ...] = ()
         if where.prepare:
             prepare: Prepare = import_tool_function(where.prepare)
-            prepared = prepare(ctx.storage, params, model_loc)
+            services = (ctx.services,) if getattr(where, "services", False) else ()
+            prepared = prepare(ctx.storage, params, model_loc, *services)
         return model_loc, prepared
 
     # Checks do I/O (S3 HEAD) and may import a module: off the event loop.

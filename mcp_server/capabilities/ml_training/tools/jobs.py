@@ -29,7 +29,8 @@ def get_training_metrics(ctx: ToolContext, params: GetTrainingMetricsInput) -> G
             progress=record.get("progress"),
             queue_position=record.get("queue_position"),
             model_s3_uri=(result or {}).get("model_s3_uri"),
-            metrics=(result or {}).get("metrics"),
+            # A job that drives a remote service publishes the service's own figures while it runs.
+            metrics=(result or {}).get("metrics") or (record.get("info") or {}).get("live_metrics"),
             **capped_history(history, ctx.jobs.record_location(params.job_id).uri),
             error=(error.get("text") or error.get("message")) if error else None,
             result=result,
