@@ -504,16 +504,21 @@ class PipelineRun:
             raise StageError(f"{tool} job {job_id} {final['status']}: {final.get('error') or 'no detail'}")
         return final
 
-    def _evaluate(self, model_uri: str, data: dict[str, Any], train_metrics: dict[str, Any]) -> dict[str, Any]:
+    def _evaluate(
+        self, model_uri: str, data: dict[str, Any], train_metrics: dict[str, Any]
+    ) -> tuple[dict[str, Any], str | None]:
+        """The metrics the model is judged on, and the evaluation job that measured them (None:
+        judged on its training metrics)."""
         tool = evaluate_tool(self.task)
         if self.task == "embedding" or tool is None:
-            return _floats(train_metrics)  # pca, t-SNE: judged on what training measured
+            return _floats(train_metrics), None  # pca, t-SNE: judged on what training measured
         args: dict[str, Any] = {"model_s3_uri": model_uri}
         if self.task == "reinforcement":
             args["env_spec_s3_uri"] = data["env_spec_s3_uri"]
         else:
             args["test_data_s3_uri"] = data["test_s3_uri"]
-        return _floats(self._run_job(tool, args)["metrics"])
+        evaluated = self._run_job(tool, args)
+        return _floats(evaluated["metrics"]), evaluated["job_id"]
 
     def _train_evaluate_judge(self, data: dict[str, Any]) -> dict[str, Any] | None:
         hps = {a: hyperparameters_for(self.config, a) for a in self.algorithms}
@@ -546,8 +551,12 @@ class PipelineRun:
                 for model in models:
                     metrics = model["train_metrics"]
                     flat = metrics.get("train", metrics) if isinstance(metrics.get("train"), dict) else metrics
-                    model["metrics"] = self._evaluate(model["model_s3_uri"], data, flat)
-                out.update(attempt=attempt, metrics={m["algorithm"]: m["metrics"] for m in models})
+                    model["metrics"], model["evaluation_job_id"] = self._evaluate(model["model_s3_uri"], data, flat)
+                out.update(
+                    attempt=attempt,
+                    metrics={m["algorithm"]: m["metrics"] for m in models},
+                    job_ids={m["algorithm"]: m["evaluation_job_id"] for m in models if m["evaluation_job_id"]},
+                )
             with self.running("judge") as out:
                 for model in models:
                     model["passed"], model["checks"] = judge(model["metrics"], self.thresholds)
