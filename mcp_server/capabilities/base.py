@@ -156,8 +156,8 @@ class JobInput(ToolInput):
     """The inputs of every tool that runs as a job (trainers, evaluations, the pipeline)."""
 
     wait: bool = Field(default=True, description="false: return job_id at once")
-    # Its meaning and default (MLOPS_MAX_WAIT_SECONDS, 50) are said once, in the server instructions.
-    max_wait_seconds: float | None = Field(default=None, ge=0, le=3600)
+    # What happens then (the job_id) is said once, in the server instructions.
+    max_wait_seconds: float | None = Field(default=None, ge=0, le=3600, description="default 50")
 
     def wait_limit(self, config: Config) -> float:
         """How long the call waits for its job (`max_wait_seconds`, default MLOPS_MAX_WAIT_SECONDS)."""
