@@ -161,13 +161,13 @@ async def test_a_long_training_holding_the_only_slot_does_not_queue_an_evaluatio
 ) -> None:
     router = make_router(Config.from_env({"MLOPS_STORAGE_ROOT": str(eval_root), "MLOPS_MAX_CONCURRENT_JOBS": "1"}))
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(3000, 8))
+    x = rng.normal(size=(20000, 8))  # with the settings below, minutes of boosting: cancelled once checked
     frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(8)]).assign(target=(x[:, 0] + x[:, 1] > 0).astype(int))
     frame.to_parquet(eval_root / "data" / "long_train.parquet")
     long_training = {
         "train_data_s3_uri": "data/long_train.parquet",
         "target_column": "target",
-        "hyperparameters": {"n_estimators": 5000, "max_depth": 8, "learning_rate": 0.01, "n_jobs": 1},
+        "hyperparameters": {"n_estimators": 10000, "max_depth": 10, "learning_rate": 0.01, "n_jobs": 1},
         "wait": False,
     }
     trainings = [
