@@ -175,6 +175,7 @@ class Config:
     read_only: bool = False
     max_concurrent_jobs: int = 1
     max_concurrent_pipelines: int = 2  # pipeline jobs only orchestrate: limited apart from training jobs
+    max_concurrent_evaluations: int = 2  # evaluation jobs: limited apart, so they never queue behind training
     default_max_wait_seconds: float = 50.0
     max_dataset_bytes: int = 2 * 1024**3
     outbound_allow: tuple[str, ...] = ()  # normalised scheme://host:port entries (common/outbound.py)
@@ -292,6 +293,7 @@ class Config:
             read_only=_flag(env, "MLOPS_READ_ONLY", False),
             max_concurrent_jobs=_int(env, "MLOPS_MAX_CONCURRENT_JOBS", max(1, cpus // 2), 1, 64),
             max_concurrent_pipelines=_int(env, "MLOPS_MAX_CONCURRENT_PIPELINES", 2, 1, 64),
+            max_concurrent_evaluations=_int(env, "MLOPS_MAX_CONCURRENT_EVALUATIONS", 2, 1, 64),
             default_max_wait_seconds=float(_int(env, "MLOPS_MAX_WAIT_SECONDS", 50, 0, 3600)),
             max_dataset_bytes=_int(env, "MLOPS_MAX_DATASET_MB", 2048, 1, 1024 * 1024) * 1024**2,
             outbound_allow=parse_allow_entries(env.get("MLOPS_OUTBOUND_ALLOW", "")),

@@ -3,6 +3,11 @@
 A tool is a function `fn(ctx, params) -> OutputModel | ToolOutput`. Plain functions run in a
 worker thread (so CPU-heavy work never blocks the event loop); `async def` tools run on the loop
 and must offload their own heavy work (the training job runner does).
+
+Also here, because trainers and evaluations both run as jobs (common/jobs.py) and capabilities
+never import each other: the job inputs every such tool takes (`JobInput`), the fields of its
+result while the job has not finished (`JobOutput`), and how a job becomes the tool's answer
+(`job_outcome`, `job_handle`).
 """
 
 from __future__ import annotations
@@ -18,16 +23,17 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_
 
 import anyio
 import anyio.from_thread
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from mcp_server.common.exceptions import CancelledError, MLOpsError
+from mcp_server.common.jobs import JobStatus
 from mcp_server.common.logger import get_logger
 
 if TYPE_CHECKING:
     import mcp_types
 
-    from mcp_server.common.jobs import JobRunner
+    from mcp_server.common.jobs import Job, JobRunner
     from mcp_server.common.s3_utils import S3Utils
     from mcp_server.common.secrets import SecretStore
     from mcp_server.common.services import Services
@@ -144,6 +150,79 @@ class ToolResultModel(BaseModel):
     # The fields `outputSchema` lists: what a client reads and chains (None: every field). Results
     # still carry every field; the list keeps `tools/list` short (see capabilities/schema.py).
     key_outputs: ClassVar[tuple[str, ...] | None] = None
+
+
+class JobInput(ToolInput):
+    """The inputs of every tool that runs as a job (trainers, evaluations, the pipeline)."""
+
+    wait: bool = Field(default=True, description="false: return job_id at once")
+    # What happens then (the job_id) is said once, in the server instructions.
+    max_wait_seconds: float | None = Field(default=None, ge=0, le=3600, description="default 50")
+
+    def wait_limit(self, config: Config) -> float:
+        """How long the call waits for its job (`max_wait_seconds`, default MLOPS_MAX_WAIT_SECONDS)."""
+        return config.default_max_wait_seconds if self.max_wait_seconds is None else self.max_wait_seconds
+
+
+class JobProgress(BaseModel):
+    done: float
+    total: float | None = None
+    fraction: float | None = None
+    message: str | None = None
+
+
+HANDLE_ONLY = ("message", "progress", "queue_position")  # what only a job that has not finished reports
+
+
+class JobOutput(ToolResultModel):
+    """The result of a job tool: the job, and once it succeeded what it produced.
+
+    While the job has not finished the result is its handle (job_id, status, progress, message)
+    and every other field is null, so one output model (and `outputSchema`) takes both shapes;
+    `done_fields` are those a succeeded result must still carry.
+    """
+
+    done_fields: ClassVar[tuple[str, ...]] = ()
+
+    job_id: str
+    status: JobStatus
+    message: str | None = Field(default=None, description="what to do next when the job is not finished")
+    progress: JobProgress | None = None
+    queue_position: int | None = None
+
+    @model_validator(mode="after")
+    def _complete_when_done(self) -> JobOutput:
+        missing = [name for name in self.done_fields if getattr(self, name) is None]
+        if self.status == "succeeded" and missing:
+            raise ValueError(f"a succeeded {type(self).__name__} lacks {missing}")
+        return self
+
+
+def job_outcome(job: Job, nothing_written: str) -> None:
+    """A failed job raises its own error, a cancelled one says so; else the caller shapes the answer."""
+    if job.status == "failed":
+        if isinstance(job.exception, MLOpsError):
+            raise job.exception
+        raise MLOpsError(str((job.error or {}).get("message") or f"the {job.tool} job failed"))
+    if job.status == "cancelled":
+        raise CancelledError(f"job {job.job_id} was cancelled; {nothing_written}")
+
+
+def job_handle(ctx: ToolContext, job: Job, output_model: type[JobOutput], **fields: Any) -> ToolOutput:
+    """The answer while the job runs on: its id, status and progress, and how to follow it."""
+    record = ctx.jobs.record(job)
+    data = output_model(
+        job_id=job.job_id,
+        status=job.status,
+        progress=record["progress"],
+        queue_position=record["queue_position"],
+        message=(
+            f"the job is {job.status}; poll get_training_metrics with job_id={job.job_id!r} "
+            "until its status is succeeded, failed or cancelled"
+        ),
+        **fields,
+    )
+    return ToolOutput(data=data, summary=f"{job.tool}: job {job.job_id} is {job.status}")
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from mcp_server.common.exceptions import InvalidInputError, NotFoundError
+from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.s3_utils import Location, S3Utils, sha256_file
 
 
@@ -36,9 +36,7 @@ def read_frame(storage: S3Utils, uri: str, field: str, file_format: str | None =
 
 def read_dataset(storage: S3Utils, uri: str, field: str) -> Dataset:
     """Read a table that must have rows, with its lineage and content sha256, in one download."""
-    loc = storage.resolve(uri, field)
-    if not storage.exists(loc):
-        raise NotFoundError(f"{loc.uri} does not exist", field=field, hint="Check the URI or list the prefix.")
+    loc = storage.resolve_existing(uri, field)
     with storage.local_file(loc) as path, ThreadPoolExecutor(max_workers=1) as pool:
         # hashlib and the Parquet reader both release the GIL: hash while parsing.
         digest = pool.submit(sha256_file, path)

@@ -4,7 +4,8 @@
 A process-wide `JobRunner` (one per server, `Services.jobs`, created lazily) runs at most
 `max_concurrent_jobs` jobs of a kind at once; the rest wait in a visible queue. Kinds have their
 own limits (`limits`, default `max_concurrent`): a pipeline job (kind `pipeline`) only
-orchestrates and waits for the training jobs it submits, so it must not hold the slot they need.
+orchestrates and waits for the training jobs it submits, so it must not hold the slot they need;
+evaluation jobs (kind `evaluation`) are short next to a training and must not queue behind one.
 Every state change (and, at most every few seconds, progress) is written to `jobs/<job_id>.json` under the default
 location, so `get_training_metrics` answers after the request that started the job has gone,
 after a restart, and from any other server process sharing the storage (replicas behind a load
@@ -57,6 +58,7 @@ HEARTBEAT_SECONDS = 20.0  # live records are rewritten this often, even without 
 # (the heartbeat thread ticks every HEARTBEAT_SECONDS / 4, also looking for cancels from replicas)
 STALE_SECONDS = 120.0  # a live-looking record not rewritten for this long belongs to a dead server
 _KEEP_FINISHED = 500  # finished jobs kept in memory; older ones are read back from storage
+_JOB_ID_HINT = "Pass the job_id a job tool (train_*, evaluate_*, compare_models, run_pipeline) returned."
 _LAMBDA_MARGIN_SECONDS = 5.0  # time left to answer after a job that had to fit in the invocation
 
 # Set by the server for each tools/call: the event the MCP SDK sets when the client sends
@@ -359,15 +361,13 @@ class JobRunner:
     def read(self, job_id: str) -> dict[str, Any]:
         """The job's record: live from memory, else from storage (a dead server's job reads as failed)."""
         if not _JOB_ID.match(job_id):
-            raise InvalidInputError(
-                f"{job_id!r} is not a job id", field="job_id", hint="Pass the job_id a train_* tool returned."
-            )
+            raise InvalidInputError(f"{job_id!r} is not a job id", field="job_id", hint=_JOB_ID_HINT)
         job = self.get(job_id)
         if job is not None:
             return self.record(job)
         loc = self.record_location(job_id)
         if not self.storage.exists(loc):
-            raise NotFoundError(f"no job {job_id!r}", field="job_id", hint="Pass the job_id a train_* tool returned.")
+            raise NotFoundError(f"no job {job_id!r}", field="job_id", hint=_JOB_ID_HINT)
         record = parse_json(self.storage.read_bytes(loc, max_bytes=64 * 1024**2), loc.uri)
         if not isinstance(record, dict):
             raise NotFoundError(f"the record of job {job_id!r} is unreadable", field="job_id")

@@ -196,6 +196,13 @@ class S3Utils:
             return Location("s3", key, bucket=self.config.s3_bucket)
         return self._local(key, field, uri)
 
+    def resolve_existing(self, uri: str, field: str) -> Location:
+        """`resolve`, and refuse an object that is not there (an input file a tool is about to read)."""
+        loc = self.resolve(uri, field)
+        if not self.exists(loc):
+            raise NotFoundError(f"{loc.uri} does not exist", field=field, hint="Check the URI or list the prefix.")
+        return loc
+
     def _check_bucket(self, bucket: str, field: str) -> None:
         allowed = self.config.allowed_buckets
         if allowed is None or bucket in allowed:  # None: `MLOPS_ALLOWED_BUCKETS=*`

@@ -47,7 +47,10 @@ class Services:
                 self._jobs = JobRunner(
                     self.storage,
                     self.config.max_concurrent_jobs,
-                    limits={"pipeline": self.config.max_concurrent_pipelines},
+                    limits={
+                        "pipeline": self.config.max_concurrent_pipelines,
+                        "evaluation": self.config.max_concurrent_evaluations,
+                    },
                 )
             return self._jobs
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import mcp_types as types
 import numpy as np
 import pandas as pd
 import pytest
-from mcp.client.session import ClientSession
 
-from mcp_server.client import connect, result_text, structured
+from mcp_server.client import connect
 from mcp_server.common.bundles import load_skops
+from tests.e2e.client_helpers import call_result
 
 pytestmark = pytest.mark.e2e
 
@@ -31,19 +30,13 @@ def raw_dataset(root: Path) -> str:
     return "raw/iris.csv"
 
 
-async def ok(session: ClientSession, tool: str, **arguments: Any) -> tuple[dict[str, Any], types.CallToolResult]:
-    result = await session.call_tool(tool, arguments)
-    assert not result.is_error, f"{tool}: {result_text(result)}"
-    return structured(result), result
-
-
 async def test_data_preparation_workflow_through_the_real_client(storage_root: Path) -> None:
     raw = raw_dataset(storage_root)
     async with connect({"MLOPS_STORAGE_ROOT": str(storage_root), "LOG_LEVEL": "WARNING"}) as session:
-        loaded, _ = await ok(session, "load_dataset", s3_uri=raw)
+        loaded, _ = await call_result(session, "load_dataset", s3_uri=raw)
         assert loaded["rows"] == 150 and loaded["missing_values"]["petal_length"] == 3
 
-        checked, _ = await ok(
+        checked, _ = await call_result(
             session,
             "validate_data",
             data_s3_uri=raw,
@@ -52,7 +45,7 @@ async def test_data_preparation_workflow_through_the_real_client(storage_root: P
         assert checked["is_valid"] is False
         assert [(e["column"], e["check"], e["count"]) for e in checked["errors"]] == [("target", "nullable", 1)]
 
-        processed, result = await ok(
+        processed, result = await call_result(
             session, "preprocess_supervised", dataset_s3_uri=raw, target_column="target", task_type="classification"
         )
         assert processed["n_rows"] == 149 and processed["dropped_by_reason"] == {"missing_target": 1}
@@ -60,7 +53,7 @@ async def test_data_preparation_workflow_through_the_real_client(storage_root: P
         links = {c.uri for c in result.content if isinstance(c, types.ResourceLink)}
         assert links == {processed["output_s3_uri"], processed["pipeline_s3_uri"]}
 
-        split, _ = await ok(
+        split, _ = await call_result(
             session, "split_dataset", dataset_s3_uri=processed["output_s3_uri"], stratify_column="target"
         )
         assert split["train_rows"] + split["validation_rows"] + split["test_rows"] == 149
@@ -68,7 +61,7 @@ async def test_data_preparation_workflow_through_the_real_client(storage_root: P
             counts = split["class_counts"][part]
             assert max(counts.values()) - min(counts.values()) <= 1  # iris classes are balanced (50/50/49)
 
-        saved, _ = await ok(
+        saved, _ = await call_result(
             session, "save_processed_data", data_s3_uri=split["test_s3_uri"], output_s3_uri="exports/iris_test.csv"
         )
 

@@ -11,14 +11,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
-from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
 
-from mcp_server.client import connect, result_text, structured
+from mcp_server.client import connect, result_text
 from tests.conftest import threaded_moto_server
+from tests.e2e.client_helpers import call_ok
 from tests.github_integration.loopback_github import LoopbackGitHub
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -81,12 +80,6 @@ def server_settings(github: LoopbackGitHub, root: Path, aws: dict[str, str], **e
     }
 
 
-async def _call(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await session.call_tool(tool, arguments)
-    assert not result.is_error, result_text(result)
-    return structured(result)
-
-
 def _delivery(issue_number: int) -> tuple[str, str]:
     payload = json.dumps(
         {
@@ -114,10 +107,10 @@ async def test_github_tools_over_stdio(
                 assert a is not None
                 assert (a.read_only_hint, a.destructive_hint, a.idempotent_hint, a.open_world_hint) == hints, name
 
-            issue = await _call(session, "get_issue", repository=REPO, issue_number=number)
+            issue = await call_ok(session, "get_issue", repository=REPO, issue_number=number)
             assert (issue["title"], issue["untrusted"]) == ("Train", True)
-            page = await _call(session, "list_issue_comments", repository=REPO, issue_number=number, per_page=10)
-            rest = await _call(
+            page = await call_ok(session, "list_issue_comments", repository=REPO, issue_number=number, per_page=10)
+            rest = await call_ok(
                 session,
                 "list_issue_comments",
                 repository=REPO,
@@ -126,12 +119,12 @@ async def test_github_tools_over_stdio(
                 cursor=page["next_cursor"],
             )
             assert len(page["comments"]) + len(rest["comments"]) == 12 and rest["next_cursor"] is None
-            created = await _call(session, "create_issue", repository=REPO, title="Report", labels=["report"])
-            await _call(session, "add_issue_comment", repository=REPO, issue_number=created["number"], body="done")
-            parsed = await _call(session, "parse_issue_config", repository=REPO, issue_number=number)
+            created = await call_ok(session, "create_issue", repository=REPO, title="Report", labels=["report"])
+            await call_ok(session, "add_issue_comment", repository=REPO, issue_number=created["number"], body="done")
+            parsed = await call_ok(session, "parse_issue_config", repository=REPO, issue_number=number)
             assert parsed["valid"] is True and parsed["config"]["algorithms"] == ["kmeans"]
             payload, signature = _delivery(number)
-            handled = await _call(
+            handled = await call_ok(
                 session,
                 "handle_webhook_event",
                 event="issues",
@@ -176,9 +169,9 @@ async def test_replay_is_refused_across_two_server_processes(
     async with AsyncExitStack() as stack:
         first = await stack.enter_async_context(connect(settings))
         second = await stack.enter_async_context(connect(settings))
-        accepted = await _call(first, "handle_webhook_event", **delivery)
-        replayed = await _call(second, "handle_webhook_event", **delivery)
+        accepted = await call_ok(first, "handle_webhook_event", **delivery)
+        replayed = await call_ok(second, "handle_webhook_event", **delivery)
         assert (accepted["accepted"], accepted["duplicate"]) == (True, False)
         assert (replayed["accepted"], replayed["duplicate"]) == (False, True)
     async with connect(settings) as restarted:  # and after a restart
-        assert (await _call(restarted, "handle_webhook_event", **delivery))["duplicate"] is True
+        assert (await call_ok(restarted, "handle_webhook_event", **delivery))["duplicate"] is True

@@ -20,8 +20,9 @@ from mcp_server.client import connect_http, result_text, server_env
 from mcp_server.config import Config
 from mcp_server.server import UnifiedMLOpsMCPServer
 from tests.conftest import threaded_moto_server
+from tests.e2e.client_helpers import call_ok, poll
 from tests.e2e.http_server import INITIALIZE, MCP_HEADERS, REPO, TOKEN, http_server
-from tests.e2e.test_training import LONG_XGBOOST, call_ok, poll  # the stdio tests' helpers, shared
+from tests.e2e.test_training import LONG_XGBOOST
 
 pytestmark = pytest.mark.e2e
 # A job of about a minute in slow steps: it is still running when a cancel arrives, and its

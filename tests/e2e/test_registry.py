@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp.client.session import ClientSession
 
-from mcp_server.client import connect, result_text, structured
+from mcp_server.client import connect, result_text
 from mcp_server.common.s3_utils import S3Utils
 from mcp_server.config import Config
+from tests.e2e.client_helpers import call_ok
 from tests.model_registry.helpers import bundle_writer, train_tiny_models
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -29,12 +29,6 @@ REGISTRY_TOOLS = {
 @pytest.fixture(scope="module")
 def tiny_models() -> dict[str, Any]:
     return train_tiny_models()
-
-
-async def _call(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await session.call_tool(tool, arguments)
-    assert not result.is_error, result_text(result)
-    return structured(result)
 
 
 async def test_registry_workflow_over_stdio(tmp_path: Path, tiny_models: dict[str, Any]) -> None:
@@ -54,24 +48,24 @@ async def test_registry_workflow_over_stdio(tmp_path: Path, tiny_models: dict[st
             )
             assert hints.open_world_hint is False
 
-        v1 = await _call(session, "register_model", model_name="iris", model_s3_uri=weak, tags={"algo": "tree"})
-        v2 = await _call(session, "register_model", model_name="iris", model_s3_uri=good, tags={"algo": "logreg"})
+        v1 = await call_ok(session, "register_model", model_name="iris", model_s3_uri=weak, tags={"algo": "tree"})
+        v2 = await call_ok(session, "register_model", model_name="iris", model_s3_uri=good, tags={"algo": "logreg"})
         assert (v1["version"], v2["version"]) == (1, 2)
         assert v2["metrics"]["accuracy"] == pytest.approx(tiny_models["logreg"][2])
 
-        await _call(session, "update_model_status", model_name="iris", version=1, status="production")
-        staged = await _call(session, "update_model_status", model_name="iris", version=2, status="staging")
+        await call_ok(session, "update_model_status", model_name="iris", version=1, status="production")
+        staged = await call_ok(session, "update_model_status", model_name="iris", version=2, status="staging")
         assert staged["status"] == "staging"
-        promoted = await _call(session, "update_model_status", model_name="iris", version=2, status="production")
+        promoted = await call_ok(session, "update_model_status", model_name="iris", version=2, status="production")
         assert promoted["previous_status"] == "staging" and promoted["demoted"]["version"] == 1
 
-        listed = await _call(session, "list_model_versions", model_name="iris")
+        listed = await call_ok(session, "list_model_versions", model_name="iris")
         assert [(v["version"], v["status"]) for v in listed["versions"]] == [(1, "archived"), (2, "production")]
 
-        found = await _call(session, "search_models", metric="accuracy>=0.9", order_by="metrics.accuracy desc")
+        found = await call_ok(session, "search_models", metric="accuracy>=0.9", order_by="metrics.accuracy desc")
         assert [(m["model_name"], m["version"]) for m in found["models"]] == [("iris", 2)]
 
-        rolled = await _call(session, "rollback_model", model_name="iris", reason="canary errors")
+        rolled = await call_ok(session, "rollback_model", model_name="iris", reason="canary errors")
         assert (rolled["from_version"], rolled["to_version"]) == (2, 1)
 
         bad = await session.call_tool("update_model_status", {"model_name": "iris", "version": 1, "status": "none"})
@@ -87,10 +81,10 @@ async def test_two_servers_register_concurrently(tmp_path: Path, tiny_models: di
         # Two server processes on one storage root (entered in this task: anyio scopes are per task).
         sessions = [await stack.enter_async_context(connect(env)) for _ in range(2)]
         results = await asyncio.gather(
-            *(_call(sessions[i % 2], "register_model", model_name="shared", model_s3_uri=uri) for i in range(10))
+            *(call_ok(sessions[i % 2], "register_model", model_name="shared", model_s3_uri=uri) for i in range(10))
         )
         assert sorted(r["version"] for r in results) == list(range(1, 11))
-        listed = await _call(sessions[0], "list_model_versions", model_name="shared")
+        listed = await call_ok(sessions[0], "list_model_versions", model_name="shared")
         assert listed["count"] == 10 and listed["latest_version"] == 10
 
 

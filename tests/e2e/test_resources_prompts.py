@@ -13,7 +13,8 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
 
-from mcp_server.client import connect, result_text, structured
+from mcp_server.client import connect
+from tests.e2e.client_helpers import call_ok
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 TEMPLATES = {
@@ -24,12 +25,6 @@ TEMPLATES = {
     "mlops://reports/{path}",
     "mlops://pipelines/{run_id}",
 }
-
-
-async def _call(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await session.call_tool(tool, arguments)
-    assert not result.is_error, result_text(result)
-    return structured(result)
 
 
 async def _all_resources(session: ClientSession) -> tuple[list[types.Resource], int]:
@@ -77,11 +72,11 @@ async def test_resources_prompts_and_completions_over_stdio(tmp_path: Path) -> N
             "hyperparameters": {"n_estimators": 10, "n_jobs": 1},
             "model_name": "cancer-rf",
         }
-        run = await _call(session, "run_pipeline", config=config, max_wait_seconds=180)
+        run = await call_ok(session, "run_pipeline", config=config, max_wait_seconds=180)
         assert run["status"] == "succeeded" and run["registered"]["version"] == 1, run
         model = run["best_model_s3_uri"]
-        plot = await _call(session, "visualization", model_s3_uri=model, plot_type="feature_importance")
-        markdown = await _call(session, "generate_report", model_s3_uri=model, output_s3_uri="reports/cancer.md")
+        plot = await call_ok(session, "visualization", model_s3_uri=model, plot_type="feature_importance")
+        markdown = await call_ok(session, "generate_report", model_s3_uri=model, output_s3_uri="reports/cancer.md")
 
         # resources/list: paginated, every kind present, scratch never listed
         resources, pages = await _all_resources(session)

@@ -4,16 +4,14 @@ cancellation by the client, ONNX export, and a job that outlives its server."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import anyio
 import numpy as np
 import pandas as pd
 import pytest
-from mcp.client.session import ClientSession
 
-from mcp_server.client import connect, result_text, structured
-from tests.helpers import poll_job
+from mcp_server.client import connect
+from tests.e2e.client_helpers import call_ok, poll
 
 pytestmark = pytest.mark.e2e
 
@@ -39,19 +37,6 @@ LONG_XGBOOST = {
     "random_state": 0,
     "hyperparameters": {"n_estimators": 5000, "max_depth": 8, "learning_rate": 0.01, "n_jobs": 1},
 }
-
-
-async def call_ok(session: ClientSession, tool: str, args: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    result = await session.call_tool(tool, args, **kwargs)
-    assert not result.is_error, result_text(result)
-    return structured(result)
-
-
-async def poll(session: ClientSession, job_id: str, until: set[str], timeout: float = 60) -> dict[str, Any]:
-    async def caller(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        return await call_ok(session, name, arguments)
-
-    return await poll_job(caller, job_id, until, timeout)
 
 
 async def test_training_reports_progress_and_exports(storage_root: Path) -> None:

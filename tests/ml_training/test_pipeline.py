@@ -76,7 +76,13 @@ def _config(**extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def world(aws: Any, storage_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world_env() -> dict[str, str]:
+    """Settings a test adds to its world's server (parametrize `world_env` to set some)."""
+    return {}
+
+
+@pytest.fixture
+def world(aws: Any, storage_root: Path, monkeypatch: pytest.MonkeyPatch, world_env: dict[str, str]) -> Iterator[World]:
     from sklearn.datasets import load_breast_cancer
 
     frame = load_breast_cancer(as_frame=True).frame
@@ -93,6 +99,7 @@ def world(aws: Any, storage_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
             "SMTP_HOST": smtp.host,
             "SMTP_PORT": str(smtp.port),
             "SMTP_SECURITY": "none",
+            **world_env,
         }
         config = Config.from_env(env)
         router = make_router(config)
@@ -460,3 +467,20 @@ async def test_without_github_integration_the_config_cannot_be_validated_and_say
     config = Config.from_env({"MLOPS_STORAGE_ROOT": str(storage_root), "MLOPS_CAPABILITIES": "ml_training"})
     text = await call_error(make_router(config), "run_pipeline", config=_config(), dry_run=True)
     assert "parse_issue_config" in text and "MLOPS_CAPABILITIES" in text
+
+
+# Every limit at 1, and no call waits for its job: the run's evaluation must still come back whole.
+@pytest.mark.parametrize(
+    "world_env",
+    [{"MLOPS_MAX_CONCURRENT_EVALUATIONS": "1", "MLOPS_MAX_CONCURRENT_PIPELINES": "1", "MLOPS_MAX_WAIT_SECONDS": "0"}],
+)
+@pytest.mark.anyio
+async def test_a_run_evaluates_through_an_evaluation_job_and_gets_its_full_result(world: World) -> None:
+    run = await call(world.router, "run_pipeline", config=_config(notify=[]), max_wait_seconds=300)
+    assert run["status"] == "succeeded", run
+    evaluate = _stage(run, "evaluate")["outputs"]
+    job_id = evaluate["job_ids"]["random_forest"]
+    record = json.loads((world.root / "jobs" / f"{job_id}.json").read_text())
+    assert (record["kind"], record["tool"], record["status"]) == ("evaluation", "evaluate_classifier", "succeeded")
+    measured = {k: v for k, v in record["result"]["metrics"].items() if v is not None}
+    assert evaluate["metrics"]["random_forest"] == measured and measured["accuracy"] >= 0.85

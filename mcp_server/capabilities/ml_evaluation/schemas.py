@@ -1,4 +1,9 @@
-"""Pydantic input and output models of the ml_evaluation tools."""
+"""Pydantic input and output models of the ml_evaluation tools.
+
+The evaluations that run as jobs (evaluate_*, compare_models) take the trainers' `wait` and
+`max_wait_seconds` (`JobInput`) and answer with `JobOutput`: while the job runs, the handle alone
+(every evaluation field null); once it succeeded, the fields in `done_fields` are always there.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mcp_server.capabilities.base import ToolInput, ToolResultModel
+from mcp_server.capabilities.base import JobInput, JobOutput, ToolInput, ToolResultModel
 
 Label = bool | int | float | str
 PlotType = Literal[
@@ -65,7 +70,7 @@ class LoadModelOutput(ToolResultModel):
 
 
 # ---------------------------------------------------------------------------- evaluate_*
-class EvaluateInput(ToolInput):
+class EvaluateInput(JobInput):
     model_s3_uri: str = Field(description=_MODEL_URI)
     test_data_s3_uri: str = Field(description=_TEST_URI)
     thresholds: dict[str, float] | None = Field(None, description=_THRESHOLDS)
@@ -99,17 +104,19 @@ class PerClass(_Nested):
     support: int
 
 
-EVALUATION_KEYS: tuple[str, ...] = ("metrics", "passed", "evaluation_s3_uri")
+EVALUATION_KEYS: tuple[str, ...] = ("job_id", "status", "metrics", "passed", "evaluation_s3_uri")
+_DONE: tuple[str, ...] = ("model_s3_uri", "test_data_s3_uri", "task_type", "n_samples", "metrics")
 
 
-class _EvaluationOutput(ToolResultModel):
+class _EvaluationOutput(JobOutput):
     key_outputs = EVALUATION_KEYS
-    model_s3_uri: str
-    test_data_s3_uri: str
-    algorithm: str | None
-    task_type: str
-    n_samples: int
-    metrics: dict[str, float | None]
+    done_fields = _DONE
+    model_s3_uri: str | None = None
+    test_data_s3_uri: str | None = None
+    algorithm: str | None = None
+    task_type: str | None = None
+    n_samples: int | None = None
+    metrics: dict[str, float | None] | None = None
     thresholds: dict[str, float] | None = None
     passed: bool | None = Field(None, description="all thresholds met; null when no thresholds were given")
     failed_metrics: list[FailedMetric] = Field(default_factory=list)
@@ -119,14 +126,15 @@ class _EvaluationOutput(ToolResultModel):
 
 class EvaluateClassifierOutput(_EvaluationOutput):
     key_outputs = (*EVALUATION_KEYS, "confusion_matrix", "per_class")
-    target_column: str
-    average: Literal["binary", "weighted"] = Field(
-        description="what precision/recall/f1 mean: binary (positive_label) or weighted over classes"
+    done_fields = (*_DONE, "target_column", "average", "labels", "confusion_matrix", "per_class")
+    target_column: str | None = None
+    average: Literal["binary", "weighted"] | None = Field(
+        None, description="what precision/recall/f1 mean: binary (positive_label) or weighted over classes"
     )
-    positive_label: Label | None
-    labels: list[Label] = Field(description="row and column order of confusion_matrix")
-    confusion_matrix: list[list[int]] = Field(description="rows: true label, columns: predicted label")
-    per_class: list[PerClass]
+    positive_label: Label | None = None
+    labels: list[Label] | None = Field(None, description="row and column order of confusion_matrix")
+    confusion_matrix: list[list[int]] | None = Field(None, description="rows: true label, columns: predicted label")
+    per_class: list[PerClass] | None = None
 
 
 class Residuals(_Nested):
@@ -136,20 +144,22 @@ class Residuals(_Nested):
 
 
 class EvaluateRegressorOutput(_EvaluationOutput):
-    target_column: str
-    residuals: Residuals
+    done_fields = (*_DONE, "target_column", "residuals")
+    target_column: str | None = None
+    residuals: Residuals | None = None
 
 
 class EvaluateClusteringOutput(_EvaluationOutput):
     key_outputs = (*EVALUATION_KEYS, "n_clusters")
-    label_column: str | None
-    n_clusters: int
-    n_noise: int = Field(description="test points assigned to no cluster (label -1)")
-    cluster_sizes: dict[str, int]
+    done_fields = (*_DONE, "n_clusters", "n_noise", "cluster_sizes")
+    label_column: str | None = None
+    n_clusters: int | None = None
+    n_noise: int | None = Field(None, description="test points assigned to no cluster (label -1)")
+    cluster_sizes: dict[str, int] | None = None
 
 
 # ---------------------------------------------------------------------------- compare_models
-class CompareModelsInput(ToolInput):
+class CompareModelsInput(JobInput):
     model_s3_uris: list[str] = Field(min_length=2, max_length=20, description="bundles of one task")
     test_data_s3_uri: str = Field(description=_TEST_URI)
     metric: str | None = Field(
@@ -184,19 +194,20 @@ class McNemar(_Nested):
     method: str
 
 
-class CompareModelsOutput(ToolResultModel):
-    key_outputs = ("ranking", "best_model_s3_uri", "table")
-    task_type: str
-    metric: str
-    higher_is_better: bool
-    test_data_s3_uri: str
-    n_samples: int
-    ranking: list[RankingEntry]
-    best_model_s3_uri: str
-    table: list[dict[str, Any]] = Field(description="one row per model with every metric")
+class CompareModelsOutput(JobOutput):
+    key_outputs = ("job_id", "status", "ranking", "best_model_s3_uri", "table")
+    done_fields = ("task_type", "metric", "test_data_s3_uri", "n_samples", "ranking", "best_model_s3_uri", "table")
+    task_type: str | None = None
+    metric: str | None = None
+    higher_is_better: bool | None = None
+    test_data_s3_uri: str | None = None
+    n_samples: int | None = None
+    ranking: list[RankingEntry] | None = None
+    best_model_s3_uri: str | None = None
+    table: list[dict[str, Any]] | None = Field(None, description="one row per model with every metric")
     mcnemar: McNemar | None = Field(None, description="McNemar's test between the top two classifiers")
-    n_bootstrap: int
-    confidence: float
+    n_bootstrap: int | None = None
+    confidence: float | None = None
     warnings: list[str] = Field(default_factory=list)
     evaluation_s3_uri: str | None = None
 
@@ -260,28 +271,37 @@ class GenerateReportOutput(ToolResultModel):
 
 
 # ---------------------------------------------------------------------------- evaluate_reinforcement
-class EvaluateReinforcementInput(ToolInput):
-    model_s3_uri: str = Field(description="a policy bundle written by train_ppo, train_dqn or train_a3c")
+class EvaluateReinforcementInput(JobInput):
+    model_s3_uri: str = Field(description="a policy bundle")
     environment: str | None = Field(None, description="a Gymnasium id; default: the bundle's environment")
     env_spec_s3_uri: str | None = Field(None, description="or an env spec (preprocess_reinforcement)")
     n_episodes: int = Field(10, ge=1, le=1000, description="episodes to run")
-    success_threshold: float | None = Field(
-        None, description="an episode succeeds when its return is >= this; default: the env's reward threshold"
-    )
-    random_state: int = Field(0, ge=0, le=2**32 - 1, description="episode i is reset with seed random_state + i")
+    success_threshold: float | None = Field(None, description="an episode succeeds when its return is >= this")
+    random_state: int = Field(0, ge=0, le=2**32 - 1, description="seed of episode 0")
     save_result: bool = Field(True, description=_SAVE)
 
 
-class EvaluateReinforcementOutput(ToolResultModel):
-    model_s3_uri: str
-    algorithm: str | None
-    environment: str
-    n_episodes: int
-    random_state: int
-    success_threshold: float | None
-    metrics: dict[str, float | None] = Field(
-        description="episode_return_mean, episode_return_std, episode_length_mean, success_rate"
+class EvaluateReinforcementOutput(JobOutput):
+    key_outputs = (
+        "job_id",
+        "status",
+        "model_s3_uri",
+        "environment",
+        "metrics",
+        "returns",
+        "lengths",
+        "evaluation_s3_uri",
     )
-    returns: list[float]
-    lengths: list[int]
+    done_fields = ("model_s3_uri", "environment", "n_episodes", "metrics", "returns", "lengths")
+    model_s3_uri: str | None = None
+    algorithm: str | None = None
+    environment: str | None = None
+    n_episodes: int | None = None
+    random_state: int | None = None
+    success_threshold: float | None = None
+    metrics: dict[str, float | None] | None = Field(
+        None, description="episode_return_mean, episode_return_std, episode_length_mean, success_rate"
+    )
+    returns: list[float] | None = None
+    lengths: list[int] | None = None
     evaluation_s3_uri: str | None = None

@@ -141,8 +141,8 @@ class MLTrainingCapability(BaseCapability):
                 name="get_training_metrics",
                 title="Get training metrics",
                 description=(
-                    "Status, progress, metrics and history of a training job (job_id) or of a model bundle. "
-                    "A job whose server restarted reads as failed."
+                    "Status, progress, metrics, history and result of a training, evaluation or pipeline job "
+                    "(job_id) or of a model bundle. A job whose server restarted reads as failed."
                 ),
                 input_model=s.GetTrainingMetricsInput,
                 output_model=s.GetTrainingMetricsOutput,
@@ -155,7 +155,7 @@ class MLTrainingCapability(BaseCapability):
             ToolSpec(
                 name="cancel_training_job",
                 title="Cancel a training job",
-                description=("Stop a queued or running job of this server; it publishes no model."),
+                description=("Stop a queued or running job of this server; it publishes nothing."),
                 input_model=s.CancelTrainingJobInput,
                 output_model=s.CancelTrainingJobOutput,
                 fn=f"{_TOOLS}.jobs:cancel_training_job",

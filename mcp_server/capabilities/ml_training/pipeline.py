@@ -5,7 +5,9 @@ The pipeline drives the other capabilities only by calling their tools through t
 name, exactly as a client would (`Services.call_tool`, on an event loop of the run's own): an
 error result of a tool becomes a failed stage carrying its text. It runs as a light thread job
 of kind `pipeline` (its own concurrency limit), and submits the training as ordinary training
-jobs (`wait: false`) which it polls, so a pipeline never holds the slot its own training needs.
+jobs (`wait: false`) which it polls, so a pipeline never holds the slot its own training needs;
+its evaluations are evaluation jobs (their own limit), started and polled the same way, so one
+that outlives a call's wait still gives the run its full result.
 
 Retry rule when no model passes the thresholds (at most `max_retries` more attempts), per algorithm:
 - random_forest: twice the trees (`n_estimators`), twice `max_depth` when one is set
@@ -461,7 +463,7 @@ class PipelineRun:
         nested = {k: v for k, v in hp.items() if k not in top}
         if nested:
             args["hyperparameters"] = nested
-        args.update(model_output_s3_uri=f"{self.base}/models/{algorithm}-attempt{attempt}", wait=False)
+        args.update(model_output_s3_uri=f"{self.base}/models/{algorithm}-attempt{attempt}")
         if algorithm in REINFORCEMENT:
             args["env_spec_s3_uri"] = data["env_spec_s3_uri"]
             stop = dict(args.get("stop") or {})
@@ -481,18 +483,19 @@ class PipelineRun:
             args.setdefault("random_state", 0)  # repeatable runs: the same config trains the same model
         return args
 
-    def _train_one(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Start a trainer as its own training job and poll it; a cancel of the run cancels it."""
-        started = self.call(tool, args)
+    def _run_job(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Start a job tool (a trainer, an evaluation) with `wait: false` and poll it to its end; a
+        cancel of the run cancels it. Returns its get_training_metrics record (`result` in full)."""
+        started = self.call(tool, {**args, "wait": False})
         job_id = started["job_id"]
-        train_job = self.ctx.jobs.get(job_id)
+        ours = self.ctx.jobs.get(job_id)
         status = started.get("status")
         while status not in FINAL_STATUSES:
             if self.job is not None and self.job.cancelled:
                 self.call("cancel_training_job", {"job_id": job_id, "wait_seconds": 30})
                 raise CancelledError(f"pipeline run {self.run_id} was cancelled during {tool}")
-            if train_job is not None:  # ours, in memory: wait on it without polling storage
-                status = train_job.status if train_job.done_event.wait(0.2) else None
+            if ours is not None:  # in this process: wait on it without polling storage
+                status = ours.status if ours.done_event.wait(0.2) else None
             else:
                 time.sleep(0.5)
                 status = self.call("get_training_metrics", {"job_id": job_id})["status"]
@@ -501,16 +504,21 @@ class PipelineRun:
             raise StageError(f"{tool} job {job_id} {final['status']}: {final.get('error') or 'no detail'}")
         return final
 
-    def _evaluate(self, model_uri: str, data: dict[str, Any], train_metrics: dict[str, Any]) -> dict[str, Any]:
+    def _evaluate(
+        self, model_uri: str, data: dict[str, Any], train_metrics: dict[str, Any]
+    ) -> tuple[dict[str, Any], str | None]:
+        """The metrics the model is judged on, and the evaluation job that measured them (None:
+        judged on its training metrics)."""
         tool = evaluate_tool(self.task)
         if self.task == "embedding" or tool is None:
-            return _floats(train_metrics)  # pca, t-SNE: judged on what training measured
+            return _floats(train_metrics), None  # pca, t-SNE: judged on what training measured
         args: dict[str, Any] = {"model_s3_uri": model_uri}
         if self.task == "reinforcement":
             args["env_spec_s3_uri"] = data["env_spec_s3_uri"]
         else:
             args["test_data_s3_uri"] = data["test_s3_uri"]
-        return _floats(self.call(tool, args)["metrics"])
+        evaluated = self._run_job(tool, args)
+        return _floats(evaluated["metrics"]), evaluated["job_id"]
 
     def _train_evaluate_judge(self, data: dict[str, Any]) -> dict[str, Any] | None:
         hps = {a: hyperparameters_for(self.config, a) for a in self.algorithms}
@@ -527,7 +535,7 @@ class PipelineRun:
                             f"{tool} is not available on this server ({algorithm} training is not installed or "
                             "its capability is not enabled)"
                         )
-                    trained = self._train_one(tool, self._train_args(algorithm, hps[algorithm], data, attempt))
+                    trained = self._run_job(tool, self._train_args(algorithm, hps[algorithm], data, attempt))
                     models.append(
                         {
                             "algorithm": algorithm,
@@ -543,8 +551,12 @@ class PipelineRun:
                 for model in models:
                     metrics = model["train_metrics"]
                     flat = metrics.get("train", metrics) if isinstance(metrics.get("train"), dict) else metrics
-                    model["metrics"] = self._evaluate(model["model_s3_uri"], data, flat)
-                out.update(attempt=attempt, metrics={m["algorithm"]: m["metrics"] for m in models})
+                    model["metrics"], model["evaluation_job_id"] = self._evaluate(model["model_s3_uri"], data, flat)
+                out.update(
+                    attempt=attempt,
+                    metrics={m["algorithm"]: m["metrics"] for m in models},
+                    job_ids={m["algorithm"]: m["evaluation_job_id"] for m in models if m["evaluation_job_id"]},
+                )
             with self.running("judge") as out:
                 for model in models:
                     model["passed"], model["checks"] = judge(model["metrics"], self.thresholds)

@@ -10,9 +10,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mcp_server.capabilities.base import ToolInput, ToolResultModel
+from mcp_server.capabilities.base import JobInput, JobOutput, JobProgress, ToolInput, ToolResultModel
+from mcp_server.common.jobs import JobStatus
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 SupervisedTask = Literal["classification", "regression"]
 LayerUnits = Annotated[int, Field(ge=1, le=4096)]
 HISTORY_NOTE = "at most 50 evenly spaced entries (first, best and last included); the full series at history_s3_uri"
@@ -20,19 +20,6 @@ HISTORY_NOTE = "at most 50 evenly spaced entries (first, best and last included)
 
 def _seed() -> Any:
     return Field(default=None, ge=0, le=2**32 - 1, description="seed; default: fresh, returned")
-
-
-def _max_wait() -> Any:
-    return Field(
-        default=None,
-        ge=0,
-        le=3600,
-        description="then return job_id (default 50)",
-    )
-
-
-def _wait() -> Any:
-    return Field(default=True, description="false: return job_id at once")
 
 
 class Hyperparameters(BaseModel):
@@ -139,11 +126,6 @@ class TSNEHyperparameters(Hyperparameters):
 
 
 # --------------------------------------------------------------------------- inputs
-class JobInput(ToolInput):
-    wait: bool = _wait()
-    max_wait_seconds: float | None = _max_wait()
-
-
 class SupervisedInput(JobInput):
     train_data_s3_uri: str = Field(description="training data")
     target_column: str = Field(min_length=1, description="the label column")
@@ -253,7 +235,7 @@ class TrainTSNEInput(UnsupervisedInput):
 
 
 class GetTrainingMetricsInput(ToolInput):
-    job_id: str | None = Field(default=None, description="from a train_* tool")
+    job_id: str | None = Field(default=None, description="from a job tool")
     model_s3_uri: str | None = Field(default=None, description="or a model bundle")
 
     @model_validator(mode="after")
@@ -264,7 +246,7 @@ class GetTrainingMetricsInput(ToolInput):
 
 
 class CancelTrainingJobInput(ToolInput):
-    job_id: str = Field(description="from a train_* tool")
+    job_id: str = Field(description="from a job tool")
     wait_seconds: float = Field(default=10.0, ge=0, le=60, description="wait this long for it to stop")
 
 
@@ -275,26 +257,14 @@ class SaveModelInput(ToolInput):
 
 
 # --------------------------------------------------------------------------- outputs
-class JobProgress(BaseModel):
-    done: float
-    total: float | None = None
-    fraction: float | None = None
-    message: str | None = None
-
-
 TRAINING_KEYS: tuple[str, ...] = ("job_id", "status", "model_s3_uri", "metrics")
 
 
-class TrainingOutput(ToolResultModel):
+class TrainingOutput(JobOutput):
     """Every trainer's result: the job, and (once it succeeded) the model and its scores."""
 
     key_outputs = TRAINING_KEYS
 
-    job_id: str
-    status: JobStatus
-    message: str | None = Field(default=None, description="what to do next when the job is not finished")
-    progress: JobProgress | None = None
-    queue_position: int | None = None
     model_output_s3_uri: str | None = None
     model_s3_uri: str | None = None
     algorithm: str | None = None
@@ -363,7 +333,7 @@ class TrainTSNEOutput(TrainingOutput):
 
 
 class GetTrainingMetricsOutput(ToolResultModel):
-    key_outputs = ("status", "progress", "metrics", "history", "history_total", "history_s3_uri", "error")
+    key_outputs = ("status", "progress", "metrics", "history", "history_total", "history_s3_uri", "error", "result")
     status: JobStatus
     job_id: str | None = None
     tool: str | None = None
@@ -375,7 +345,7 @@ class GetTrainingMetricsOutput(ToolResultModel):
     history_total: int = 0
     history_s3_uri: str | None = None
     error: str | None = None
-    result: dict[str, Any] | None = Field(default=None, description="the trainer's full result once it succeeded")
+    result: dict[str, Any] | None = Field(default=None, description="the job's full output once it succeeded")
     created_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None

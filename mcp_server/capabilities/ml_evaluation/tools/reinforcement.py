@@ -7,29 +7,46 @@ or on one given. The same seed gives the same episodes and numbers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from mcp_server.capabilities.base import Artifact, ToolContext, ToolOutput
-from mcp_server.capabilities.ml_evaluation import engine as ev
+from mcp_server.capabilities.base import ToolContext, ToolOutput
+from mcp_server.capabilities.ml_evaluation.jobs import finish, run_evaluation
 from mcp_server.capabilities.ml_evaluation.schemas import EvaluateReinforcementInput, EvaluateReinforcementOutput
 from mcp_server.common import bundles
 from mcp_server.common.exceptions import InvalidInputError
+from mcp_server.common.jobs import Job
 from mcp_server.common.rl_env import env_spec_for, make_env
 
 TOOL = "evaluate_reinforcement"
 
 
-def _spec(ctx: ToolContext, params: EvaluateReinforcementInput, bundle: bundles.Bundle) -> dict[str, Any]:
+def _check(ctx: ToolContext, params: EvaluateReinforcementInput) -> dict[str, Any] | None:
+    """What fails at once: no bundle, a bundle that is no policy, an unknown environment or spec.
+    Returns the environment spec given in the call (None: the bundle's own)."""
+    loc, metadata = bundles.read_metadata(ctx.storage, params.model_s3_uri, "model_s3_uri")
+    _require_policy(loc.uri, metadata)
     if params.environment or params.env_spec_s3_uri:
         return env_spec_for(ctx.storage, params.environment, params.env_spec_s3_uri)
-    return dict(bundle.metadata["env_spec"])
+    return None
+
+
+def _require_policy(uri: str, metadata: dict[str, Any]) -> None:
+    if metadata.get("family") != "policy":
+        raise InvalidInputError(
+            f"{uri} is a {metadata.get('algorithm')} model, not an RL policy",
+            field="model_s3_uri",
+            hint="Use evaluate_classifier, evaluate_regressor or evaluate_clustering for it.",
+        )
 
 
 def run_episodes(
-    policy: Any, spec: dict[str, Any], n_episodes: int, seed: int, check: Any
+    policy: Any, spec: dict[str, Any], n_episodes: int, seed: int, check: Callable[[int], None]
 ) -> tuple[list[float], list[int]]:
+    """Run `n_episodes` greedy episodes; `check(episodes_done)` is called before each one (it may
+    raise to stop)."""
     env = make_env(spec)
     try:
         shape = int(np.prod(env.observation_space.shape or (0,)))
@@ -44,7 +61,7 @@ def run_episodes(
         lengths: list[int] = []
         env.action_space.seed(seed)
         for episode in range(n_episodes):
-            check()
+            check(episode)
             obs, _ = env.reset(seed=seed + episode)
             total, steps, done = 0.0, 0, False
             while not done:
@@ -59,19 +76,23 @@ def run_episodes(
     return returns, lengths
 
 
-def evaluate_reinforcement(ctx: ToolContext, params: EvaluateReinforcementInput) -> ToolOutput:
+def _work(
+    job: Job, ctx: ToolContext, params: EvaluateReinforcementInput, given: dict[str, Any] | None
+) -> dict[str, Any]:
+    steps = params.n_episodes + 2  # the bundle, each episode, saving
+    job.report(0, steps, "reading the policy bundle")
     bundle = bundles.read_bundle(ctx.storage, params.model_s3_uri, "model_s3_uri")
-    if bundle.family != "policy":
-        raise InvalidInputError(
-            f"{bundle.uri} is a {bundle.metadata.get('algorithm')} model, not an RL policy",
-            field="model_s3_uri",
-            hint="Use evaluate_classifier, evaluate_regressor or evaluate_clustering for it.",
-        )
-    spec = _spec(ctx, params, bundle)
+    _require_policy(bundle.uri, bundle.metadata)  # the bundle may have changed since the check
+    spec = given or dict(bundle.metadata["env_spec"])
     threshold = params.success_threshold
     if threshold is None:
         threshold = spec.get("reward_threshold")
-    returns, lengths = run_episodes(bundle.model, spec, params.n_episodes, params.random_state, ctx.check_cancelled)
+
+    def episode_done(done: int) -> None:
+        job.check_cancelled()
+        job.report(done + 1, steps, f"{done} of {params.n_episodes} episodes run")
+
+    returns, lengths = run_episodes(bundle.model, spec, params.n_episodes, params.random_state, episode_done)
     values = np.asarray(returns, dtype=float)
     metrics = {
         "episode_return_mean": float(values.mean()),
@@ -90,14 +111,25 @@ def evaluate_reinforcement(ctx: ToolContext, params: EvaluateReinforcementInput)
         "returns": returns,
         "lengths": lengths,
     }
-    data = EvaluateReinforcementOutput.model_validate(result)
-    artifacts = []
-    if params.save_result:
-        uri = ev.save_evaluation(ctx.storage, bundle.uri, TOOL, data.model_dump(mode="json"))
-        data = EvaluateReinforcementOutput.model_validate({**result, "evaluation_s3_uri": uri})
-        artifacts.append(Artifact(uri=uri, name=uri.rsplit("/", 1)[-1], mime_type="application/json"))
-    summary = (
-        f"{TOOL}: {result['algorithm']} on {spec['environment']}, {params.n_episodes} episodes: "
+    return finish(job, ctx, EvaluateReinforcementOutput, result, bundle.uri if params.save_result else None, steps)
+
+
+def _summary(result: dict[str, Any]) -> str:
+    metrics = result["metrics"]
+    return (
+        f"{TOOL}: {result['algorithm']} on {result['environment']}, {result['n_episodes']} episodes: "
         f"return {metrics['episode_return_mean']:.1f} ± {metrics['episode_return_std']:.1f}"
     )
-    return ToolOutput(data=data, artifacts=artifacts, summary=summary)
+
+
+async def evaluate_reinforcement(ctx: ToolContext, params: EvaluateReinforcementInput) -> ToolOutput:
+    return await run_evaluation(
+        ctx,
+        TOOL,
+        params,
+        EvaluateReinforcementOutput,
+        lambda: _check(ctx, params),
+        lambda job, given: _work(job, ctx, params, given),
+        _summary,
+        {"model_s3_uri": params.model_s3_uri, "environment": params.environment},
+    )

@@ -19,10 +19,19 @@ from typing import Any
 
 import anyio.to_thread
 
-from mcp_server.capabilities.base import Artifact, ToolContext, ToolOutput, ToolSpec, import_tool_function
-from mcp_server.capabilities.ml_training.schemas import JobInput, TrainingOutput
+from mcp_server.capabilities.base import (
+    Artifact,
+    JobInput,
+    ToolContext,
+    ToolOutput,
+    ToolSpec,
+    import_tool_function,
+    job_handle,
+    job_outcome,
+)
+from mcp_server.capabilities.ml_training.schemas import TrainingOutput
 from mcp_server.common.bundles import METADATA, Family, write_bundle
-from mcp_server.common.exceptions import CancelledError, InvalidInputError, MLOpsError, NotFoundError
+from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.history import capped_history
 from mcp_server.common.jobs import Job, Work, run_job
 from mcp_server.common.s3_utils import Location, S3Utils
@@ -145,8 +154,8 @@ def output_folder(storage: S3Utils, uri: str, field: str = "model_output_s3_uri"
 
 def _check_inputs_exist(storage: S3Utils, uris: dict[str, str | None]) -> None:
     for field, uri in uris.items():
-        if uri and not storage.exists(storage.resolve(uri, field)):
-            raise NotFoundError(f"{uri} does not exist", field=field, hint="Check the URI or list the prefix.")
+        if uri:
+            storage.resolve_existing(uri, field)
 
 
 async def run_trainer(
@@ -168,7 +177,7 @@ async def run_trainer(
     await anyio.to_thread.run_sync(_check_inputs_exist, ctx.storage, inputs)
 
     info = {"model_output_s3_uri": model_loc.uri, **{k: v for k, v in inputs.items() if v}}
-    limit = ctx.config.default_max_wait_seconds if params.max_wait_seconds is None else params.max_wait_seconds
+    limit = params.wait_limit(ctx.config)
     storage = ctx.storage
     task: Work = (
         ProcessTask(_timed, (fit, *fit_args)) if worker_process else lambda job: _timed(job, storage, fit, *fit_args)
@@ -189,41 +198,24 @@ def _timed(job: Job, storage: S3Utils, fit_name: str, *args: Any) -> dict[str, A
 
 def job_output(ctx: ToolContext, job: Job, output_model: type[TrainingOutput], model_loc: Location) -> ToolOutput:
     """The tool result for a job: its result when it succeeded, its error when it failed, else the handle."""
-    if job.status == "failed":
-        if isinstance(job.exception, MLOpsError):
-            raise job.exception
-        raise MLOpsError(str((job.error or {}).get("message") or "the training job failed"))
-    if job.status == "cancelled":
-        raise CancelledError(f"job {job.job_id} was cancelled; no model was written")
-    record = ctx.jobs.record(job)
-    if job.status == "succeeded":
-        assert job.result is not None
-        full_history = ctx.storage.join(model_loc, METADATA).uri  # the bundle keeps every entry
-        data = output_model.model_validate(
-            {
-                **job.result,
-                **capped_history(job.result.get("history"), full_history),
-                "job_id": job.job_id,
-                "status": "succeeded",
-                "model_output_s3_uri": model_loc.uri,
-            }
-        )
-        artifacts = [Artifact(model_loc.uri, "model bundle", "inode/directory", "the trained model bundle")]
-        for key in ("transformed_s3_uri", "embedding_s3_uri"):
-            extra = job.result.get(key)
-            if extra:
-                artifacts.append(Artifact(str(extra), key.removesuffix("_s3_uri"), "application/vnd.apache.parquet"))
-        summary = f"{job.tool}: {job.result.get('algorithm', 'model')} written to {model_loc.uri}"
-        return ToolOutput(data=data, artifacts=artifacts, summary=summary)
-    data = output_model(
-        job_id=job.job_id,
-        status=job.status,
-        progress=record["progress"],
-        queue_position=record["queue_position"],
-        model_output_s3_uri=model_loc.uri,
-        message=(
-            f"the job is {job.status}; poll get_training_metrics with job_id={job.job_id!r} "
-            "until its status is succeeded, failed or cancelled"
-        ),
+    job_outcome(job, "no model was written")
+    if job.status != "succeeded":
+        return job_handle(ctx, job, output_model, model_output_s3_uri=model_loc.uri)
+    assert job.result is not None
+    full_history = ctx.storage.join(model_loc, METADATA).uri  # the bundle keeps every entry
+    data = output_model.model_validate(
+        {
+            **job.result,
+            **capped_history(job.result.get("history"), full_history),
+            "job_id": job.job_id,
+            "status": "succeeded",
+            "model_output_s3_uri": model_loc.uri,
+        }
     )
-    return ToolOutput(data=data, summary=f"{job.tool}: job {job.job_id} is {job.status}")
+    artifacts = [Artifact(model_loc.uri, "model bundle", "inode/directory", "the trained model bundle")]
+    for key in ("transformed_s3_uri", "embedding_s3_uri"):
+        extra = job.result.get(key)
+        if extra:
+            artifacts.append(Artifact(str(extra), key.removesuffix("_s3_uri"), "application/vnd.apache.parquet"))
+    summary = f"{job.tool}: {job.result.get('algorithm', 'model')} written to {model_loc.uri}"
+    return ToolOutput(data=data, artifacts=artifacts, summary=summary)

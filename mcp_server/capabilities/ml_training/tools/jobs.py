@@ -74,7 +74,7 @@ def cancel_training_job(ctx: ToolContext, params: CancelTrainingJobInput) -> Can
         )
     runner.cancel(params.job_id)
     if job.done_event.wait(params.wait_seconds):
-        message = "cancelled; no model was written" if job.status == "cancelled" else f"it ended as {job.status}"
+        message = "cancelled; nothing was published" if job.status == "cancelled" else f"it ended as {job.status}"
     else:
         message = "cancellation requested; the job stops at its next step (poll get_training_metrics)"
     return CancelTrainingJobOutput(job_id=params.job_id, status=job.status, message=message)

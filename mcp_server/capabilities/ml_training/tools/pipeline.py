@@ -176,7 +176,7 @@ async def run_pipeline(ctx: ToolContext, params: RunPipelineInput) -> ToolOutput
     target = Target(params.repository, params.issue_number, params.passed_label, params.failed_label)
     run = PipelineRun(ToolContext(ctx.services), run_id, config, target, params.max_retries, key)
     await anyio.to_thread.run_sync(run.persist)
-    limit = ctx.config.default_max_wait_seconds if params.max_wait_seconds is None else params.max_wait_seconds
+    limit = params.wait_limit(ctx.config)
     info = {"repository": params.repository, "issue_number": params.issue_number, "idempotency_key": key}
     job = await run_job(
         ctx.jobs,
