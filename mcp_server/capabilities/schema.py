@@ -8,6 +8,9 @@ are trimmed before they are sent, the same way for every tool:
   in outputs (results do carry nulls and must still validate);
 - only JSON Schema keywords: pydantic's `gt`/`ge`/`lt`/`le` (left behind on unions) are
   translated, OpenAPI's `discriminator` (refused by strict validators such as ajv) dropped;
+- upper bounds of 10,000 and more (seeds, string and list lengths, step counts) are left out of
+  input schemas: they only guard against absurd input, which the server refuses anyway, by
+  name; published, they would cost tokens in every conversation and guide no model;
 - output schemas list the key fields (`ToolResultModel.key_outputs`, default all) with their
   types, nested values by type only and nothing required or forbidden: looser than the model,
   so every real result validates; meanings are said once, in the tool's description.
@@ -27,6 +30,8 @@ _VALUE_KEYWORDS = {"default", "examples", "enum", "const"}  # their values are d
 # What an output field keeps: its type (and, for arrays of plain values, their type). Enums go:
 # the server writes the values, and a client reads them whatever they are.
 _OUTPUT_KEYWORDS = {"type", "anyOf"}
+_UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
+_GUARD_BOUND = 10_000  # upper bounds from here on are guards: checked by the server, not published
 
 
 def input_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -105,6 +110,11 @@ def _clean(node: Any, *, output: bool) -> Any:
     # Null is just "left out" for an input whose default is null; with another default (such as
     # early_stopping_rounds=10) null means something (off) and stays allowed.
     null_is_absent = not output and out.get("default") is None
+    if not output:
+        for bound in _UPPER_BOUNDS:
+            value = out.get(bound)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value >= _GUARD_BOUND:
+                del out[bound]
     if out.get("default", ...) is None:
         del out["default"]
     out = _collapse_union(out, output=not null_is_absent)
