@@ -16,6 +16,11 @@ from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.s3_utils import Location, S3Utils, sha256_file
 
 
+# `frame.attrs` key of a frame read by `read_dataset`: the lineage its file carries ({}: none), so
+# inference can tell processed data from raw data whose columns have the same names.
+LINEAGE_ATTR = "mlops_lineage"
+
+
 @dataclass
 class Dataset:
     """A table read from storage with its fingerprint and the lineage a preprocessing tool left."""
@@ -49,6 +54,7 @@ def read_dataset(storage: S3Utils, uri: str, field: str) -> Dataset:
         sha = digest.result()
     if frame.empty:
         raise InvalidInputError(f"{loc.uri} has no rows", field=field, hint="Pass a table with data.")
+    frame.attrs[LINEAGE_ATTR] = lineage  # travels with the frame (and its row selections) to inference
     return Dataset(uri=loc.uri, frame=frame, fingerprint=sha, lineage=lineage)
 
 

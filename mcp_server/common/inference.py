@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mcp_server.common.bundles import Bundle
+from mcp_server.common.datasets import LINEAGE_ATTR
 from mcp_server.common.exceptions import InvalidInputError
 
 
@@ -34,10 +35,10 @@ def feature_matrix(
     (the target, ids) are ignored. `dtype` float32 halves the memory of large training sets."""
     features: list[str] = list(metadata.get("feature_names") or [])
     raw: list[str] = list(metadata.get("raw_feature_columns") or [])
+    if _reads_raw(frame, features, raw, preprocessor):
+        return _finite(np.asarray(preprocessor.transform(frame[raw]), dtype=dtype), features, field)
     if features and all(c in frame.columns for c in features):
         return _finite(_numeric(frame[features], field, dtype), features, field)
-    if preprocessor is not None and raw and all(c in frame.columns for c in raw):
-        return _finite(np.asarray(preprocessor.transform(frame[raw]), dtype=dtype), features, field)
     expected = raw if preprocessor is not None and raw else features
     missing = [c for c in expected if c not in frame.columns]
     raise InvalidInputError(
@@ -45,6 +46,20 @@ def feature_matrix(
         field=field,
         hint="Pass data with the model's feature columns (see load_model's feature_names).",
     )
+
+
+def _reads_raw(frame: pd.DataFrame, features: list[str], raw: list[str], preprocessor: Any) -> bool:
+    """Whether `frame` goes through the preprocessor rather than into the model as it is.
+
+    A frame may have both the raw and the processed column names (scaling keeps the names): then
+    a file written by the preprocessing tools says in its lineage that it is processed, and any
+    other file is raw. A frame not read from storage (no lineage at all) is taken as processed."""
+    if preprocessor is None or not raw or not all(c in frame.columns for c in raw):
+        return False
+    if not features or not all(c in frame.columns for c in features):
+        return True
+    lineage = frame.attrs.get(LINEAGE_ATTR)
+    return lineage is not None and not lineage.get("pipeline_s3_uri")
 
 
 def _finite(x: np.ndarray, names: list[str], field: str) -> np.ndarray:
@@ -115,7 +130,9 @@ def unused_columns(
     callers report them, since a column the user expected to matter is being ignored."""
     features: list[str] = list(metadata.get("feature_names") or [])
     raw: list[str] = list(metadata.get("raw_feature_columns") or [])
-    if features and all(c in frame.columns for c in features):
+    if _reads_raw(frame, features, raw, preprocessor):
+        used = set(raw)
+    elif features and all(c in frame.columns for c in features):
         used = set(features)
     else:
         used = set(raw if preprocessor is not None and raw else features)
