@@ -15,7 +15,6 @@ import pandas as pd
 from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.s3_utils import Location, S3Utils, sha256_file
 
-
 # `frame.attrs` key of a frame read by `read_dataset`: the lineage its file carries ({}: none), so
 # inference can tell processed data from raw data whose columns have the same names.
 LINEAGE_ATTR = "mlops_lineage"

@@ -127,6 +127,26 @@ async def test_report_from_saved_evaluation(
     assert "PASSED" in body
 
 
+async def test_report_from_a_saved_comparison_describes_its_best_model(
+    eval_router: ToolRouter, trained: dict[str, Trained], eval_root: Path
+) -> None:
+    rf, logreg = trained["rf"], trained["logreg"]
+    compared = await call(
+        eval_router, "compare_models", model_s3_uris=[rf.uri, logreg.uri], test_data_s3_uri=rf.test_uri, n_bootstrap=50
+    )
+    out = await call(
+        eval_router,
+        "generate_report",
+        evaluation_s3_uri=compared["evaluation_s3_uri"],
+        output_s3_uri="reports/from-comparison.md",
+        format="markdown",
+    )
+    assert out["model_s3_uri"] == compared["best_model_s3_uri"]
+    best = next(row for row in compared["table"] if row["model"] == compared["best_model_s3_uri"])
+    text = (eval_root / "reports" / "from-comparison.md").read_text()
+    assert f"| accuracy | {best['accuracy']:.4f} |" in text
+
+
 async def test_report_without_test_data_describes_the_bundle(
     eval_router: ToolRouter, trained: dict[str, Trained], eval_root: Path
 ) -> None:

@@ -454,6 +454,8 @@ def read_evaluation(storage: S3Utils, uri: str, field: str = "evaluation_s3_uri"
         record = parse_json(storage.read_bytes(loc, max_bytes=64 * 1024**2), loc.uri)
     except BadFormatError:
         record = None
+    if isinstance(record, dict) and not record.get("model_s3_uri") and record.get("best_model_s3_uri"):
+        record = _best_of_comparison(record)
     if not isinstance(record, dict) or not record.get("model_s3_uri") or "metrics" not in record:
         raise BadFormatError(
             f"{loc.uri} is not a saved evaluation result",
@@ -461,3 +463,13 @@ def read_evaluation(storage: S3Utils, uri: str, field: str = "evaluation_s3_uri"
             hint="Pass the evaluation_s3_uri an evaluate_* tool returned.",
         )
     return record
+
+
+def _best_of_comparison(record: dict[str, Any]) -> dict[str, Any] | None:
+    """A saved compare_models result read as the evaluation of its best model (its table row)."""
+    best = record["best_model_s3_uri"]
+    row = next((r for r in record.get("table") or [] if isinstance(r, dict) and r.get("model") == best), None)
+    if row is None:
+        return None
+    metrics = {k: v for k, v in row.items() if k not in ("model", "algorithm")}
+    return {**record, "model_s3_uri": best, "algorithm": row.get("algorithm"), "metrics": metrics}
