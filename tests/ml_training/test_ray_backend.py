@@ -296,3 +296,13 @@ async def test_tensorflow_network_is_refused_on_ray(ray_router: ToolRouter) -> N
         framework="tensorflow",
     )
     assert "framework" in text and "pytorch" in text, text
+
+
+async def test_over_the_size_cap_only_trainers_with_a_ray_backend_suggest_it(root: Path) -> None:
+    capped = router_for(root, None, MLOPS_MAX_DATASET_MB="1")
+    capped.storage.write_dataframe(linear(60_000, 6), capped.storage.resolve("lin/big.parquet"))
+    args = {"train_data_s3_uri": "lin/big.parquet", "target_column": "y", "model_output_s3_uri": "models/capped"}
+    network = await call_error(capped, "train_neural_network", **args)
+    forest = await call_error(capped, "train_random_forest", **args)
+    assert "MLOPS_MAX_DATASET_MB" in network and 'backend: "ray"' in network, network
+    assert "MLOPS_MAX_DATASET_MB" in forest and "backend" not in forest, forest
