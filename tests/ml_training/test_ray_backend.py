@@ -2,7 +2,8 @@
 starts (`ray start --head --num-cpus 4`, its own port and temp dir) and joins through RAY_ADDRESS:
 the bundle is the one local training writes (evaluation, feature names and metrics agree with a
 local fit), the data's preprocessing applies, a data set over MLOPS_MAX_DATASET_MB trains there
-while local training refuses it, jobs can be polled and cancelled, and bad calls fail before any
+while local training refuses it, the workers read S3 (moto over HTTP) as well as the local root,
+jobs can be polled and cancelled, and bad calls fail before any
 job. Only this module's cluster is stopped (by the pids of its processes), never a bare `ray stop`.
 
 Budget: three Ray Train runs (XGBoost, the network, a cancelled one); the checks that need no run
@@ -27,7 +28,7 @@ import pytest
 from mcp_server.common.bundles import read_bundle
 from mcp_server.config import Config
 from mcp_server.router import ToolRouter
-from tests.conftest import make_router
+from tests.conftest import BUCKET, http_s3_client, make_router, threaded_moto_server
 from tests.e2e.test_reinforcement import MARKER, free_port, kill_marked
 from tests.helpers import call, call_error, poll_job, router_caller
 
@@ -159,45 +160,52 @@ async def test_xgboost_on_ray_trains_data_over_the_size_cap_into_a_local_like_bu
 
 
 @pytest.mark.slow
-async def test_network_on_ray_is_a_job_with_epoch_history_and_evaluates_like_a_local_one(
-    ray_router: ToolRouter,
-) -> None:
-    storage = ray_router.storage
-    storage.write_dataframe(linear(4_000, 3), storage.resolve("lin/train.parquet"))
-    storage.write_dataframe(linear(1_000, 4), storage.resolve("lin/test.parquet"))
-    args = {
-        "train_data_s3_uri": "lin/train.parquet",
-        "target_column": "y",
-        "task_type": "regression",
-        "validation_fraction": 0.2,
-        "epochs": 8,
-        "batch_size": 64,
-        "learning_rate": 0.01,
-        "random_state": 0,
-    }
-    started = await call(
-        ray_router,
-        "train_neural_network",
-        model_output_s3_uri="models/nn-ray",
-        backend="ray",
-        num_workers=2,
-        resources_per_worker={"CPU": 0.5},
-        wait=False,
-        **args,
-    )
-    assert started["status"] in ("queued", "running") and started["job_id"]
-    status = await poll_job(router_caller(ray_router), started["job_id"], timeout=900, interval=0.5)
-    assert status["status"] == "succeeded", status
-    assert [h["epoch"] for h in status["history"]] == list(range(1, len(status["history"]) + 1))
-    assert status["history"][0].keys() >= {"loss", "val_loss", "val_rmse"}
-    local = await call(ray_router, "train_neural_network", model_output_s3_uri="models/nn-local", **args)
-    r2 = {}
-    for name, uri in (("ray", "models/nn-ray"), ("local", local["model_s3_uri"])):
-        evaluated = await call(ray_router, "evaluate_regressor", model_s3_uri=uri, test_data_s3_uri="lin/test.parquet")
-        r2[name] = evaluated["metrics"]["r2"]
-    assert r2["ray"] > 0.9 and abs(r2["ray"] - r2["local"]) < 0.05, r2
-    meta = read_bundle(storage, "models/nn-ray").metadata
-    assert meta["family"] == "torch" and meta["n_train_rows"] + meta["n_validation_rows"] == 4_000
+async def test_network_on_ray_reads_s3_and_is_a_job_that_evaluates_like_a_local_one(root: Path, cluster: str) -> None:
+    # moto over HTTP: the cluster's workers read the Parquet from it themselves (their credentials
+    # are their own environment's; the endpoint comes with the filesystem S3Utils hands out).
+    with threaded_moto_server() as endpoint:
+        s3 = http_s3_client(endpoint)
+        s3.create_bucket(Bucket=BUCKET)
+        router = router_for(root, cluster, MLOPS_S3_BUCKET=BUCKET, AWS_ENDPOINT_URL=endpoint)
+        storage = router.storage
+        storage.write_dataframe(linear(4_000, 3), storage.resolve("lin/train.parquet"))
+        storage.write_dataframe(linear(1_000, 4), storage.resolve("lin/test.parquet"))
+        args = {
+            "train_data_s3_uri": "lin/train.parquet",
+            "target_column": "y",
+            "task_type": "regression",
+            "validation_fraction": 0.2,
+            "epochs": 8,
+            "batch_size": 64,
+            "learning_rate": 0.01,
+            "random_state": 0,
+        }
+        started = await call(
+            router,
+            "train_neural_network",
+            model_output_s3_uri="models/nn-ray",
+            backend="ray",
+            num_workers=2,
+            resources_per_worker={"CPU": 0.5},
+            wait=False,
+            **args,
+        )
+        assert started["status"] in ("queued", "running") and started["job_id"]
+        status = await poll_job(router_caller(router), started["job_id"], timeout=900, interval=0.5)
+        assert status["status"] == "succeeded", status
+        assert [h["epoch"] for h in status["history"]] == list(range(1, len(status["history"]) + 1))
+        assert status["history"][0].keys() >= {"loss", "val_loss", "val_rmse"}
+        local = await call(router, "train_neural_network", model_output_s3_uri="models/nn-local", **args)
+        r2 = {}
+        for name, uri in (("ray", "models/nn-ray"), ("local", local["model_s3_uri"])):
+            evaluated = await call(router, "evaluate_regressor", model_s3_uri=uri, test_data_s3_uri="lin/test.parquet")
+            r2[name] = evaluated["metrics"]["r2"]
+        assert r2["ray"] > 0.9 and abs(r2["ray"] - r2["local"]) < 0.05, r2
+        meta = read_bundle(storage, "models/nn-ray").metadata
+        assert meta["family"] == "torch" and meta["n_train_rows"] + meta["n_validation_rows"] == 4_000
+        assert meta["training_data_uri"] == f"s3://{BUCKET}/lin/train.parquet"
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+        assert not [k for k in keys if started["job_id"] in k and k.startswith(".mlops-tmp/")], keys
 
 
 @pytest.mark.slow
