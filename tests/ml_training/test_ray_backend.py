@@ -314,3 +314,13 @@ async def test_over_the_size_cap_only_trainers_with_a_ray_backend_suggest_it(roo
     forest = await call_error(capped, "train_random_forest", **args)
     assert "MLOPS_MAX_DATASET_MB" in network and 'backend: "ray"' in network, network
     assert "MLOPS_MAX_DATASET_MB" in forest and "backend" not in forest, forest
+
+
+def test_package_is_shipped_unless_the_own_rays_workers_can_import_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcp_server.capabilities.ml_training.backends.ray_train import _importable_by_children
+
+    repo = str(Path(__file__).resolve().parents[2])
+    monkeypatch.setenv("PYTHONPATH", repo)
+    assert _importable_by_children()
+    monkeypatch.setenv("PYTHONPATH", "")  # found only through the current directory: ship it
+    assert not _importable_by_children()

@@ -84,6 +84,7 @@ class RayTarget:
 
     address: str
     auth: dict[str, str] = field(default_factory=dict, repr=False)
+    ship_package: bool = True  # send this package to the workers (runtime_env py_modules)
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,26 @@ def _connect_target(storage: S3Utils) -> tuple[RayTarget, dict[str, float]]:
     # The server's own Ray uses a token kept in this process's environment (ray_runtime): the
     # driver, forked from a process started before it, gets it explicitly.
     auth = {k: os.environ[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH") if k in os.environ}
-    return RayTarget(handle.address, auth), dict(ray.cluster_resources())
+    # Shipping the package costs every new Ray worker a runtime-env set-up (~10 s a call on a
+    # busy machine); the server's own Ray inherits its interpreter and environment, so it can
+    # import the package when that comes from site-packages or PYTHONPATH. A cluster joined
+    # through RAY_ADDRESS may not have it: always shipped there.
+    ship = not (handle.started_here and _importable_by_children())
+    return RayTarget(handle.address, auth, ship), dict(ray.cluster_resources())
+
+
+def _importable_by_children() -> bool:
+    """Whether a process started from this one's environment imports this package (not only
+    through the current directory or the script's folder, which a Ray worker does not share)."""
+    import site
+    import sysconfig
+
+    import mcp_server
+
+    home = os.path.realpath(Path(mcp_server.__file__).parent.parent)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    paths += [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()]
+    return any(os.path.realpath(p) == home for p in paths)
 
 
 def prepare(storage: S3Utils, params: SupervisedInput, model_loc: Location) -> tuple[RayPlan]:
@@ -333,7 +353,9 @@ def _init_ray(target: RayTarget) -> Any:
             log_to_driver=False,  # worker output would land on the server's stderr
             logging_level=logging.WARNING,
             # The workers import this package (the train loops, the feature checks), installed or not.
-            runtime_env={"py_modules": [str(Path(mcp_server.__file__).parent)], "excludes": ["__pycache__"]},
+            runtime_env={"py_modules": [str(Path(mcp_server.__file__).parent)], "excludes": ["__pycache__"]}
+            if target.ship_package
+            else None,
         )
     for name in ("ray", "ray.train", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
