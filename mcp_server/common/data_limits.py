@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mcp_server.common.exceptions import BadFormatError
+from mcp_server.common.exceptions import DatasetTooLargeError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,8 +24,8 @@ _PARQUET_WIDTH = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8,
 _POINTER = 8  # strings and other byte arrays: at least an object reference each
 
 
-def too_large(uri: str, field: str, limit: int, size: int, what: str) -> BadFormatError:
-    return BadFormatError(
+def too_large(uri: str, field: str, limit: int, size: int, what: str) -> DatasetTooLargeError:
+    return DatasetTooLargeError(
         f"{uri} expands to about {_mb(size)} when loaded ({what}), over the MLOPS_MAX_DATASET_MB limit of {_mb(limit)}",
         field=field,
         hint="Use a smaller dataset or fewer columns, or raise MLOPS_MAX_DATASET_MB.",

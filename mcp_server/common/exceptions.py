@@ -58,6 +58,11 @@ class BadFormatError(MLOpsError):
     kind = "bad_format"
 
 
+class DatasetTooLargeError(BadFormatError):
+    """A data set over MLOPS_MAX_DATASET_MB (stored or loaded size): the same kind for clients, its
+    own class so a trainer that can stream the data elsewhere (backend ray) can say so."""
+
+
 class ConflictError(MLOpsError):
     """A create-only or compare-and-swap write lost the race (S3 412/409, or the local equivalent)."""
 

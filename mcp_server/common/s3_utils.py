@@ -38,6 +38,7 @@ from mcp_server.common.exceptions import (
     AccessDeniedError,
     BadFormatError,
     ConflictError,
+    DatasetTooLargeError,
     InvalidInputError,
     NotFoundError,
     StorageError,
@@ -471,7 +472,7 @@ class S3Utils:
         limit = max_bytes or self.config.max_dataset_bytes
         size = self.size(loc)
         if size > limit:
-            raise BadFormatError(
+            raise DatasetTooLargeError(
                 f"{loc.uri} is {size} bytes, over the {limit}-byte limit",
                 hint="Use a smaller file or raise MLOPS_MAX_DATASET_MB.",
             )
@@ -547,7 +548,7 @@ class S3Utils:
         limit = max_bytes or self.config.max_dataset_bytes
         size = self.size(loc)
         if size > limit:
-            raise BadFormatError(
+            raise DatasetTooLargeError(
                 f"{loc.uri} is {size} bytes, over the {limit}-byte limit",
                 hint="Use a smaller file or raise MLOPS_MAX_DATASET_MB.",
             )
@@ -776,6 +777,39 @@ class S3Utils:
                 frame.to_json(path, orient="records", lines=lines, date_format="iso")
             digest = sha256_file(path)
         return digest
+
+    def arrow_path(self, loc: Location, scratch: str | None = None) -> tuple[str, Any]:
+        """`loc` as a (path, pyarrow filesystem) pair, for engines that read (and write) storage
+        themselves, on other machines, instead of this process downloading it (Ray Data on a
+        cluster): nothing is read here and MLOPS_MAX_DATASET_MB does not apply.
+
+        `loc` comes from `resolve`, so the bucket allow-list and the root confinement have been
+        applied; a local path is re-checked (a symlink swapped in since). The S3 filesystem uses
+        the region and endpoint of this server's boto3 client and carries no credentials: whoever
+        uses it (a cluster's workers) finds its own through the default AWS chain, so no secret
+        travels with it. `scratch` instead names a server-owned folder in the scratch area of
+        `loc`'s bucket or root (e.g. a cluster run's checkpoints), which no caller can address.
+        """
+        import pyarrow.fs as pafs
+
+        if scratch is not None:
+            name = self._clean_key(scratch, "scratch", scratch)
+            if "/" in name:
+                raise InvalidInputError(f"scratch folder {scratch!r} must be a single name")
+            loc = self._at(loc, f"{SCRATCH_DIR}/{name}")
+        if loc.scheme == "local":
+            assert loc.path is not None
+            real = Path(os.path.realpath(loc.path))
+            if real != self.root and self.root not in real.parents:
+                raise UnsafePathError(f"{loc.uri} resolves outside the storage root", hint="Use a path inside it.")
+            return str(real), pafs.LocalFileSystem()
+        endpoint = self.config.aws_endpoint_url
+        options: dict[str, Any] = {"region": self.config.aws_region}
+        if endpoint:
+            parsed = urlparse(endpoint)
+            options["endpoint_override"] = parsed.netloc or endpoint
+            options["scheme"] = parsed.scheme or "https"
+        return f"{loc.bucket}/{loc.key}", pafs.S3FileSystem(**options)
 
     def read_lineage(self, loc: Location) -> dict[str, Any]:
         """The `lineage` a preprocessing tool stored in a Parquet file ({} for anything else)."""

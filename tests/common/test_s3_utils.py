@@ -578,3 +578,53 @@ def test_sweep_removes_what_a_killed_server_left_and_keeps_live_ones(storage: S3
     live.mkdir(parents=True, exist_ok=True)
     assert storage.sweep_scratch() == 1
     assert not leftover.parent.exists() and live.exists()
+
+
+# ----------------------------------------------------------------------------- arrow_path
+def test_arrow_path_reads_local_parquet_in_place(storage: S3Utils) -> None:
+    import pyarrow.parquet as pq
+
+    loc = storage.resolve("data/t.parquet")
+    storage.write_dataframe(pd.DataFrame({"a": [1, 2, 3]}), loc)
+    path, filesystem = storage.arrow_path(loc)
+    assert path == str(storage.root / "data/t.parquet")
+    assert pq.read_table(path, filesystem=filesystem).column("a").to_pylist() == [1, 2, 3]
+
+
+def test_arrow_path_refuses_a_symlink_swapped_in_after_resolve(storage: S3Utils, outside: Path) -> None:
+    loc = storage.resolve("data/swapped.csv")
+    loc.path.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+    loc.path.symlink_to(outside / "secret.csv")  # type: ignore[union-attr]
+    with pytest.raises(UnsafePathError):
+        storage.arrow_path(loc)
+
+
+def test_arrow_path_scratch_is_a_server_folder_callers_cannot_name(storage: S3Utils) -> None:
+    loc = storage.resolve("data/t.parquet")
+    path, _ = storage.arrow_path(loc, scratch="ray-train")
+    assert path == str(storage.root / s3_utils.SCRATCH_DIR / "ray-train")
+    with pytest.raises(UnsafePathError):
+        storage.resolve(f"{s3_utils.SCRATCH_DIR}/ray-train/x")
+    with pytest.raises(InvalidInputError):
+        storage.arrow_path(loc, scratch="a/b")
+
+
+def test_arrow_path_reads_s3_through_the_configured_endpoint_without_credentials_in_it(storage_root: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from tests.conftest import http_s3_client, threaded_moto_server
+
+    with threaded_moto_server() as endpoint:
+        http_s3_client(endpoint).create_bucket(Bucket=BUCKET)
+        config = Config.from_env(
+            {"MLOPS_S3_BUCKET": BUCKET, "MLOPS_STORAGE_ROOT": str(storage_root), "AWS_ENDPOINT_URL": endpoint}
+        )
+        s3 = S3Utils(config)
+        loc = s3.resolve("data/t.parquet")
+        s3.write_dataframe(pd.DataFrame({"a": [4, 5]}), loc)
+        path, filesystem = s3.arrow_path(loc)
+        assert path == f"{BUCKET}/data/t.parquet"
+        assert "testing" not in repr(filesystem.__reduce__())  # no key travels with it to a cluster
+        assert pq.read_table(path, filesystem=filesystem).column("a").to_pylist() == [4, 5]
+        with pytest.raises(AccessDeniedError):
+            s3.resolve("s3://another-bucket/t.parquet")  # the allow-list applies before any path exists

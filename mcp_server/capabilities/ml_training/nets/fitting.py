@@ -131,6 +131,34 @@ def _check_hyperparameters(
     return widths
 
 
+def mlp_architecture(
+    framework: str,
+    input_dim: int,
+    widths: list[int],
+    task_type: str,
+    n_classes: int | None,
+    dropout: float,
+    target_mean: float | None,
+    target_std: float | None,
+) -> dict[str, Any]:
+    """The network description saved as architecture.json (also built by the Ray backend)."""
+    classification = task_type == "classification"
+    return {
+        "type": ARCHITECTURE_TYPE,
+        "framework": framework,
+        "input_dim": input_dim,
+        "hidden_layers": widths,
+        "output_dim": n_classes if classification else 1,
+        "activation": "relu",
+        "dropout": dropout,
+        "task_type": task_type,
+        "n_classes": n_classes if classification else None,
+        "output": "logits" if classification else "linear",
+        "target_mean": target_mean,
+        "target_std": target_std,
+    }
+
+
 def prepare_fit(
     framework: str,
     x_train: Any,
@@ -196,7 +224,6 @@ def prepare_fit(
         n_classes = int(n_classes)
         y_tr: np.ndarray = _class_indices(y_train, n_classes, "training")
         y_va = _class_indices(y_val, n_classes, "validation") if y_val is not None else None
-        output_dim = n_classes
     else:
         n_classes = None
         raw = _targets(y_train, "training")
@@ -207,22 +234,10 @@ def prepare_fit(
         target_std = std if std > 1e-12 else 1.0
         y_tr = ((raw - target_mean) / target_std).astype(np.float32)
         y_va = _targets(y_val, "validation") if y_val is not None else None
-        output_dim = 1
 
-    architecture = {
-        "type": ARCHITECTURE_TYPE,
-        "framework": framework,
-        "input_dim": int(x_tr.shape[1]),
-        "hidden_layers": widths,
-        "output_dim": output_dim,
-        "activation": "relu",
-        "dropout": float(dropout),
-        "task_type": task_type,
-        "n_classes": n_classes,
-        "output": "logits" if task_type == "classification" else "linear",
-        "target_mean": target_mean,
-        "target_std": target_std,
-    }
+    architecture = mlp_architecture(
+        framework, int(x_tr.shape[1]), widths, task_type, n_classes, float(dropout), target_mean, target_std
+    )
     seed = int(random_state) if random_state is not None else secrets.randbelow(2**31)
     return FitData(
         x_train=x_tr.astype(np.float32),

@@ -25,7 +25,7 @@ from mcp_server.capabilities.ml_training.schemas import (
     XGBoostHyperparameters,
 )
 from mcp_server.capabilities.ml_training.tools.common import publish_bundle
-from mcp_server.common.exceptions import InvalidInputError
+from mcp_server.common.exceptions import DatasetTooLargeError, InvalidInputError
 from mcp_server.common.jobs import Job
 from mcp_server.common.s3_utils import Location, S3Utils
 
@@ -37,17 +37,28 @@ _TRAIN_CURVE_ROWS = 20_000  # XGBoost's per-round train metric is computed on at
 
 
 def load_supervised(storage: S3Utils, params: SupervisedInput, seed: int, **kwargs: Any) -> SupervisedData:
-    return prepare_supervised(
-        storage,
-        train_uri=params.train_data_s3_uri,
-        target_column=params.target_column,
-        task_type=params.task_type,
-        validation_uri=params.validation_data_s3_uri,
-        validation_fraction=params.validation_fraction,
-        feature_columns=params.feature_columns,
-        seed=seed,
-        **kwargs,
-    )
+    try:
+        return prepare_supervised(
+            storage,
+            train_uri=params.train_data_s3_uri,
+            target_column=params.target_column,
+            task_type=params.task_type,
+            validation_uri=params.validation_data_s3_uri,
+            validation_fraction=params.validation_fraction,
+            feature_columns=params.feature_columns,
+            seed=seed,
+            **kwargs,
+        )
+    except DatasetTooLargeError as exc:
+        if getattr(params, "backend", None) != "local":
+            raise
+        # This trainer can also train where the data is streamed, never loaded here: say so.
+        raise DatasetTooLargeError(
+            exc.message,
+            field=exc.field,
+            hint='Train it with backend: "ray" (Ray Train streams Parquet on a cluster; no size limit here), '
+            "or use a smaller dataset, or raise MLOPS_MAX_DATASET_MB.",
+        ) from None
 
 
 def supervised_result(data: SupervisedData, meta: dict[str, Any], **extra: Any) -> dict[str, Any]:
