@@ -248,6 +248,40 @@ async def test_cancel_stops_the_run_within_two_seconds(rl_router: ToolRouter, rl
         await anyio.sleep(0.2)
 
 
+def live_drivers() -> dict[int, str]:
+    """Driver pid -> Ray job id of every Ray job still running on the server's Ray."""
+    from ray._private import state
+
+    return {int(j["DriverPid"]): j["JobID"] for j in state.jobs() if not j.get("IsDead")}
+
+
+async def test_a_killed_driver_fails_its_job_and_ray_ends_its_actors(rl_router: ToolRouter, rl_root: Path) -> None:
+    import os
+    import signal
+
+    out = await train(rl_router, "train_ppo", "models/killed", stop={"max_seconds": 600}, num_workers=1, wait=False)
+    running = await poll(rl_router, out["job_id"], {"running"})
+    deadline = time.monotonic() + 120
+    while not running["history"]:  # mid-run: the env runner has sampled and the learner trained
+        assert time.monotonic() < deadline
+        await anyio.sleep(0.2)
+        running = await call(rl_router, "get_training_metrics", job_id=out["job_id"])
+    job = rl_router.services.jobs.get(out["job_id"])
+    assert job is not None
+    worker = int(job.info["worker_pid"])
+    # The driver of the run is the job's worker process, not the server (which is a driver of its own).
+    assert worker != os.getpid() and worker in live_drivers() and os.getpid() in live_drivers()
+    assert not await _cluster_cpus_free()  # the env runner holds its CPU
+    os.kill(worker, signal.SIGKILL)
+    final = await poll(rl_router, out["job_id"], {"succeeded", "failed", "cancelled"}, timeout=30)
+    assert final["status"] == "failed" and "killed by SIGKILL" in str(final["error"]), final
+    assert not (rl_root / "models" / "killed" / "metadata.json").exists()
+    deadline = time.monotonic() + 20
+    while not await _cluster_cpus_free() or worker in live_drivers():
+        assert time.monotonic() < deadline, "the killed driver's Ray job or its env runner outlived it"
+        await anyio.sleep(0.2)
+
+
 async def test_ppo_resumes_from_its_bundle(rl_router: ToolRouter, ppo: dict[str, Any]) -> None:
     out = await call(
         rl_router,

@@ -6,7 +6,9 @@ run the fit as a job in a worker process, wait for it up to max_wait_seconds, an
 result (or the job handle) for the client. Adding a trainer is one fit function and one row.
 
 Fit and prepare functions are named ("module:function"), not imported: the server imports a
-`prepare` module when a call needs it, and only the worker process imports the fit's.
+`prepare` module when a call needs it, and only the worker process imports the fit's. A `setup`
+runs in the server when the job starts, before its worker gets the fit: it hands the fit what
+only the server has (the RL trainers: the address and credentials of the server's one Ray).
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from mcp_server.capabilities.ml_training.schemas import JobInput, TrainingOutput
 from mcp_server.common.bundles import METADATA, Family, write_bundle
 from mcp_server.common.exceptions import CancelledError, InvalidInputError, MLOpsError, NotFoundError
 from mcp_server.common.history import capped_history
-from mcp_server.common.jobs import Job, Work, run_job
+from mcp_server.common.jobs import Job, run_job
 from mcp_server.common.s3_utils import Location, S3Utils
 from mcp_server.common.workers import ProcessTask
 
 Fit = Callable[..., dict[str, Any]]  # fit(job, storage, params, model_loc, *prepared), in a worker process
 Prepare = Callable[[S3Utils, Any, Location], tuple[Any, ...]]  # checks before any job; returns more fit args
+Setup = Callable[[Job, S3Utils], tuple[Any, ...]]  # in the server's job thread; returns more fit args
 _DATA_INPUTS = ("train_data_s3_uri", "validation_data_s3_uri")
 
 
@@ -45,7 +48,8 @@ class Trainer:
     output_model: type[TrainingOutput]
     fit: str  # "module:function": fit(job, storage, params, model_loc, *prepared)
     prepare: str | None = None  # "module:function": prepare(storage, params, model_loc) -> prepared
-    worker_process: bool = True  # False: the fit runs in a thread of the server (it only drives others)
+    setup: str | None = None  # "module:function": setup(job, storage) -> more fit args, in the server
+    preload: tuple[str, ...] = ()  # modules the fit imports (a spare worker imports them ahead)
 
     def tool_spec(self) -> ToolSpec:
         return ToolSpec(
@@ -83,7 +87,8 @@ async def train(trainer: Trainer, ctx: ToolContext, params: Any) -> ToolOutput:
         trainer.fit,
         (params, model_loc, *prepared),
         model_loc=model_loc,
-        worker_process=trainer.worker_process,
+        setup=trainer.setup,
+        preload=trainer.preload,
     )
 
 
@@ -138,7 +143,8 @@ async def run_trainer(
     fit_args: tuple[Any, ...],
     *,
     model_loc: Location,
-    worker_process: bool = True,
+    setup: str | None = None,
+    preload: tuple[str, ...] = (),
 ) -> ToolOutput:
     """Run the fit named `fit` as `fit(job, storage, *fit_args)` in a worker process and answer
     with its result, or with the job handle if it outlives the wait."""
@@ -149,12 +155,16 @@ async def run_trainer(
 
     info = {"model_output_s3_uri": model_loc.uri, **{k: v for k, v in inputs.items() if v}}
     limit = ctx.config.default_max_wait_seconds if params.max_wait_seconds is None else params.max_wait_seconds
-    storage = ctx.storage
-    task: Work = (
-        ProcessTask(_timed, (fit, *fit_args)) if worker_process else lambda job: _timed(job, storage, fit, *fit_args)
-    )
+    task = ProcessTask(_timed, (fit, *fit_args), setup=_setup_of(setup, ctx.storage), preload=preload)
     job = await run_job(ctx.jobs, tool, task, wait=params.wait, max_wait_seconds=limit, progress=ctx, info=info)
     return job_output(ctx, job, output_model, model_loc)
+
+
+def _setup_of(name: str | None, storage: S3Utils) -> Callable[[Job], tuple[Any, ...]] | None:
+    if name is None:
+        return None
+    setup: Setup = import_tool_function(name)
+    return lambda job: setup(job, storage)
 
 
 def _timed(job: Job, storage: S3Utils, fit_name: str, *args: Any) -> dict[str, Any]:
