@@ -201,7 +201,7 @@ def pack_state(state: Any) -> tuple[Any, dict[str, np.ndarray]]:
             value = value.detach().cpu().numpy()
         if isinstance(value, np.ndarray):
             key = f"t{len(arrays)}"
-            arrays[key] = np.ascontiguousarray(value)
+            arrays[key] = np.array(value, order="C")  # (ascontiguousarray would make a 0-d step 1-d)
             return {"$t": key}
         if isinstance(value, np.generic):
             return value.item()

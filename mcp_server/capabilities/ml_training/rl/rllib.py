@@ -147,7 +147,8 @@ def _runner_observation_stats(runner: Any) -> dict[str, Any] | None:
 
 def runner_observation_stats(algo: Any) -> dict[str, Any] | None:
     """The observation statistics the env runners learnt, merged (None: the spec normalises nothing)."""
-    return merge_observation_stats(algo.env_runner_group.foreach_env_runner(_runner_observation_stats))
+    group = algo.env_runner_group
+    return merge_observation_stats(group.foreach_env_runner(_runner_observation_stats, healthy_only=False))
 
 
 def load_learner_tensors(algo: Any, tensors: dict[str, Any], optimizer: Any = None) -> None:

@@ -26,7 +26,7 @@ from mcp_server.capabilities.ml_training.schemas import (
     TrainPPOInput,
 )
 from mcp_server.common.bundles import library_versions, read_bundle, write_bundle
-from mcp_server.common.exceptions import InvalidInputError
+from mcp_server.common.exceptions import InvalidInputError, MLOpsError
 from mcp_server.common.jobs import Job
 from mcp_server.common.rl_env import env_spec_for
 from mcp_server.common.s3_utils import Location, S3Utils, json_bytes
@@ -211,6 +211,10 @@ def fit_rl(
 
     run, ray_address = _run_engine(job, plan, ray)
     job.mark("fit")
+    normalized = any(w.get("type") == "normalize_observation" for w in plan.spec.get("wrappers") or [])
+    if normalized and run.observation_stats is None:
+        # A policy without the statistics it was trained on would be evaluated on other inputs.
+        raise MLOpsError("the observation statistics could not be read from the env runners; nothing was published")
     returns = [h["episode_return_mean"] for h in run.history if h["episode_return_mean"] is not None]
     metrics = {
         "episode_return_mean": returns[-1] if returns else None,
