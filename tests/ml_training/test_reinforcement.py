@@ -306,7 +306,8 @@ async def _cluster_cpus_free() -> bool:
 @pytest.mark.parametrize("tool", ["train_ppo", "train_a3c"])
 async def test_cancel_stops_the_run_within_two_seconds(rl_router: ToolRouter, rl_root: Path, tool: str) -> None:
     out_dir = f"models/cancelled-{tool}"
-    out = await train(rl_router, tool, out_dir, stop={"max_seconds": 600}, wait=False)
+    quick = {"train_batch_size": 500} | ({"batch_size": 100} if tool == "train_ppo" else {})  # a first iteration soon
+    out = await train(rl_router, tool, out_dir, stop={"max_seconds": 600}, hyperparameters=quick, wait=False)
     running = await poll(rl_router, out["job_id"], {"running"})
     deadline = time.monotonic() + 120
     while not running["history"]:  # mid-run: at least one iteration done
@@ -335,7 +336,10 @@ async def test_a_killed_driver_fails_its_job_and_ray_ends_its_actors(rl_router: 
     import os
     import signal
 
-    out = await train(rl_router, "train_ppo", "models/killed", stop={"max_seconds": 600}, num_workers=1, wait=False)
+    quick = {"train_batch_size": 500, "batch_size": 100}
+    out = await train(
+        rl_router, "train_ppo", "models/killed", stop={"max_seconds": 600}, hyperparameters=quick, wait=False
+    )
     running = await poll(rl_router, out["job_id"], {"running"})
     deadline = time.monotonic() + 120
     while not running["history"]:  # mid-run: the env runner has sampled and the learner trained
