@@ -3,16 +3,19 @@
     .venv/bin/python bench/bench_rl.py [--runs 3] [--target 450] [--max-timesteps 300000] [--cpus 2]
                                        [--others a3c,dqn]
 
-Both sides use the same seeded PPO config (the server's defaults: lr 3e-4, 6 epochs,
-vf_loss_coeff 0.01, one hidden layer of 32, 2000 env steps per iteration, minibatch 128, one env
-runner) and stop at the first iteration whose mean return reaches --target. Training time is
-measured from building the algorithm to that iteration on both sides (the server: the `seconds`
-of its last history entry; directly: `build_algo()` + `train()` calls, after `ray.init` and the
-imports). The server's whole tool call (on first use also importing RLlib and starting its Ray,
-then training and writing the bundle) is printed too. Runs alternate server / direct so both see the same machine load.
-Prints the medians side by side with the ratio of times (target <= 1.1) and of env steps, the
-server process's peak RSS (Ray's own processes not included), and A3C's and DQN's time to 195
-through the server. Not a test: it asserts nothing.
+Both sides use the same seeded PPO config: the one the server builds from its defaults (lr 3e-4,
+6 epochs, vf_loss_coeff 0.01, one hidden layer of 32, 2000 env steps per iteration, minibatch 128,
+one env runner), which the direct side builds with the same function (`rl.rllib.build_config`,
+same env creator), so both follow the same sample path and the difference is the server's
+overhead (job, worker process, progress, history). Both stop at the first iteration whose mean
+return reaches --target. Training time is measured from building the algorithm to that iteration
+on both sides (the server: the `seconds` of its last history entry; directly: `build_algo()` +
+`train()` calls, after `ray.init` and the imports). The server's whole tool call (starting its
+Ray, the worker importing RLlib and joining Ray, training, writing the bundle) is printed too.
+Runs alternate server / direct so both see the same machine load. Prints the medians side by
+side with the ratio of times (target <= 1.1) and of env steps, the peak RSS of the server process
+and of the job's worker process (the driver: RLlib's learner runs there; Ray's own processes not
+included), and A3C's and DQN's time to 195 through the server. Not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -58,8 +62,17 @@ async def through_server(root: Path, tool: str, target: float, max_timesteps: in
         "stop": {"target_return": target, "max_timesteps": max_timesteps},
     }
     async with connect(env) as session:
+        server = server_pid()
+        peaks: dict[int, float] = {}
+        done = threading.Event()
+        watcher = threading.Thread(target=_watch_workers, args=(server, peaks, done), daemon=True)
+        watcher.start()
         started = time.perf_counter()
-        result = await session.call_tool(tool, args)
+        try:
+            result = await session.call_tool(tool, args)
+        finally:
+            done.set()
+            watcher.join()
         wall = time.perf_counter() - started
         if result.is_error:
             raise RuntimeError(f"{tool} failed: {result_text(result)}")
@@ -69,41 +82,54 @@ async def through_server(root: Path, tool: str, target: float, max_timesteps: in
             "call_seconds": wall,
             "timesteps": int(out["metrics"]["timesteps"]),
             "reached": out["stopped_by"] == "target_return",
-            "peak_rss_mb": peak_rss_mb(server_pid()),
+            "peak_rss_mb": peak_rss_mb(server),
+            "worker_peak_rss_mb": max(peaks.values(), default=None),
         }
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
+def _watch_workers(server: int | None, peaks: dict[int, float], done: threading.Event) -> None:
+    """Record the peak RSS of the server's job workers (children of its fork server) while they live."""
+    while server is not None and not done.wait(0.5):
+        for forkserver in _children(server):
+            try:
+                if b"forkserver" not in Path(f"/proc/{forkserver}/cmdline").read_bytes():
+                    continue
+            except OSError:
+                continue
+            for worker in _children(forkserver):
+                try:
+                    peak = peak_rss_mb(worker)
+                except OSError:
+                    continue
+                if peak is not None:
+                    peaks[worker] = max(peak, peaks.get(worker, 0.0))
 
 
 def direct_ppo(target: float, max_timesteps: int, cpus: int) -> dict[str, Any]:
     """RLlib alone, in a fresh process, with the config the server builds from its defaults."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a throwaway local Ray; nothing written to ~/.ray
     import ray
-    from ray.rllib.algorithms.ppo import PPOConfig
-    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+    from ray.tune.registry import register_env
+
+    from mcp_server.capabilities.ml_training.rl.common import env_creator
+    from mcp_server.capabilities.ml_training.rl.rllib import ENV_NAME, build_config
+    from mcp_server.capabilities.ml_training.schemas import PPOHyperparameters
+    from mcp_server.common.rl_env import build_env_spec
 
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
-        config = (
-            PPOConfig()
-            .environment("CartPole-v1")
-            .framework("torch")
-            .env_runners(num_env_runners=1, num_envs_per_env_runner=1, num_cpus_per_env_runner=1)
-            .learners(num_learners=0)
-            .training(
-                lr=3e-4,
-                gamma=0.99,
-                train_batch_size_per_learner=2000,
-                minibatch_size=128,
-                num_epochs=6,
-                vf_loss_coeff=0.01,
-                entropy_coeff=0.0,
-                clip_param=0.2,
-                lambda_=0.95,
-                grad_clip=40.0,
-            )
-            .rl_module(model_config=DefaultModelConfig(fcnet_hiddens=[32], fcnet_activation="tanh"))
-            .debugging(seed=SEED, log_level="ERROR")
-            .reporting(metrics_num_episodes_for_smoothing=20)
-        )
+        register_env(ENV_NAME, env_creator)
+        config = build_config("ppo", build_env_spec("CartPole-v1"), PPOHyperparameters(), 1, SEED)
         started = time.perf_counter()
         algo = config.build_algo()
         timesteps, reached = 0, False
@@ -165,6 +191,9 @@ def main() -> int:
     peaks = [r["peak_rss_mb"] for r in served if r["peak_rss_mb"] is not None]
     if peaks:
         print(f"server peak RSS: {max(peaks):.0f} MB (the server process; Ray's own processes not included)")
+    workers = [r["worker_peak_rss_mb"] for r in served if r["worker_peak_rss_mb"] is not None]
+    if workers:
+        print(f"job worker peak RSS: {max(workers):.0f} MB (the PPO driver and learner; ends with the job)")
     for tool, row in others.items():
         state = "reached" if row["reached"] else "did not reach"
         print(f"{tool} to 195: {row['seconds']:.1f} s, {row['timesteps']} env steps ({state})")

@@ -374,7 +374,12 @@ def read_bundle(storage: S3Utils, uri: str, field: str = "model_s3_uri", load: b
         if not load:
             return bundle
         model_path = local[metadata["model_file"]]
-        extras = {n: p.read_bytes() for n, p in local.items() if n.endswith(".json") and n != METADATA}
+        # Companion files (network descriptions, optimizer state) go to the codec as bytes.
+        extras = {
+            n: p.read_bytes()
+            for n, p in local.items()
+            if n.endswith((".json", ".safetensors")) and n not in (METADATA, metadata["model_file"])
+        }
         bundle.model = CODECS[metadata["family"]].load(model_path, metadata, extras)
         if PREPROCESSOR_FILE in local:
             bundle.preprocessor = load_skops(local[PREPROCESSOR_FILE])

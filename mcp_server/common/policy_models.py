@@ -14,7 +14,15 @@ pass and how actions are read from its output::
 The file may hold more tensors than the forward pass needs (value function, target network): a
 resumed training loads them all. Evaluation needs only NumPy and safetensors: neither torch nor
 Ray is imported here, and every tensor name and shape is checked against the description
-before use.
+before use. Two optional companions, hashed in `metadata.json` like every artifact:
+
+- `obs_norm.safetensors`: the running observation statistics (`mean`, `var`, `count`) learned by
+  the env spec's `normalize_observation` wrapper. The policy only makes sense on observations
+  normalised with them, so evaluation and a resumed training apply them, frozen.
+- `optimizer.safetensors` + `optimizer.json`: the optimizer state (Adam moments and step counts)
+  for a resumed training. Any nested state is stored as its arrays (safetensors) and a JSON
+  layout naming them (`{"$t": name}`; `{"$d": [[key, value], ...]}` for a dict with non-text
+  keys, `{"$tuple": [...]}`), so reading it back builds only plain data, never runs code.
 """
 
 from __future__ import annotations
@@ -30,6 +38,12 @@ from mcp_server.common.s3_utils import json_bytes, parse_json
 
 FAMILY = "policy"
 NETWORK_FILE = "network.json"
+OBS_NORM_FILE = "obs_norm.safetensors"
+OPTIMIZER_FILE = "optimizer.safetensors"
+OPTIMIZER_LAYOUT_FILE = "optimizer.json"
+_OBS_NORM_KEYS = ("mean", "var", "count")
+_STATE_DTYPES = frozenset({"float16", "float32", "float64", "int32", "int64", "bool"})
+_MAX_LAYOUT_DEPTH = 16
 NETWORK_FORMAT = "mlp_policy"
 NETWORK_FORMAT_VERSION = 1
 OUTPUTS = ("logits", "q_values", "gaussian")
@@ -47,11 +61,20 @@ ACTIVATIONS = tuple(a for a in _ACTIVATIONS if a not in (None, "linear"))
 
 
 class Policy:
-    """A greedy policy: `act(observation)` returns the action the network prefers."""
+    """A greedy policy: `act(observation)` returns the action the network prefers (on observations
+    of the environment its spec builds, normalised with `observation_stats` when it has them)."""
 
-    def __init__(self, network: dict[str, Any], tensors: Mapping[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        network: dict[str, Any],
+        tensors: Mapping[str, np.ndarray],
+        observation_stats: dict[str, np.ndarray] | None = None,
+        optimizer_state: Any = None,
+    ) -> None:
         self.network = network
         self.tensors = dict(tensors)
+        self.observation_stats = observation_stats
+        self.optimizer_state = optimizer_state
         self._layers = [
             (self.tensors[layer["weight"]], self.tensors[layer["bias"]], _ACTIVATIONS[layer.get("activation")])
             for layer in network["layers"]
@@ -149,35 +172,166 @@ def check_tensors(network: dict[str, Any], tensors: Mapping[str, np.ndarray]) ->
         )
 
 
+# ---------------------------------------------------------------------------- observation statistics
+def check_observation_stats(stats: Mapping[str, Any], width: int) -> dict[str, np.ndarray]:
+    """mean/var of `width` floats (var >= 0) and a positive count, all finite."""
+    try:
+        mean = np.asarray(stats["mean"], dtype=np.float32).reshape(-1)
+        var = np.asarray(stats["var"], dtype=np.float32).reshape(-1)
+        count = np.asarray(stats["count"], dtype=np.float64).reshape(())
+    except (KeyError, TypeError, ValueError):
+        raise BadFormatError(f"{OBS_NORM_FILE} needs mean, var and count", field="model_s3_uri") from None
+    values = np.concatenate([mean, var, count.reshape(1)])
+    if mean.shape != (width,) or var.shape != (width,) or not np.isfinite(values).all() or (var < 0).any():
+        raise BadFormatError(
+            f"{OBS_NORM_FILE} does not hold finite statistics for {width} observation values", field="model_s3_uri"
+        )
+    if count <= 0:
+        raise BadFormatError(f"{OBS_NORM_FILE} has a count of {float(count)}", field="model_s3_uri")
+    return {"mean": mean, "var": var, "count": count}
+
+
+# ---------------------------------------------------------------------------- optimizer state
+def pack_state(state: Any) -> tuple[Any, dict[str, np.ndarray]]:
+    """A nested state (dicts, lists, tuples, numbers, text, arrays) as a JSON layout + its arrays."""
+    arrays: dict[str, np.ndarray] = {}
+
+    def encode(value: Any) -> Any:
+        if hasattr(value, "detach"):  # a torch tensor
+            value = value.detach().cpu().numpy()
+        if isinstance(value, np.ndarray):
+            key = f"t{len(arrays)}"
+            arrays[key] = np.array(value, order="C")  # (ascontiguousarray would make a 0-d step 1-d)
+            return {"$t": key}
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, dict):
+            if all(isinstance(k, str) and not k.startswith("$") for k in value):
+                return {k: encode(v) for k, v in value.items()}
+            if not all(isinstance(k, str | int) and not isinstance(k, bool) for k in value):
+                raise InvalidInputError("optimizer state keys must be text or integers")
+            return {"$d": [[k, encode(v)] for k, v in value.items()]}
+        if isinstance(value, tuple):
+            return {"$tuple": [encode(v) for v in value]}
+        if isinstance(value, list):
+            return [encode(v) for v in value]
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        raise InvalidInputError(f"cannot store optimizer state of type {type(value).__name__}")
+
+    return encode(state), arrays
+
+
+def unpack_state(layout: Any, arrays: Mapping[str, np.ndarray]) -> Any:
+    """The nested state `pack_state` stored, rebuilt from plain JSON and arrays (checked as read)."""
+
+    def bad(what: str) -> BadFormatError:
+        return BadFormatError(f"{OPTIMIZER_LAYOUT_FILE} {what}", field="model_s3_uri")
+
+    def decode(value: Any, depth: int) -> Any:
+        if depth > _MAX_LAYOUT_DEPTH:
+            raise bad("is nested too deeply")
+        if isinstance(value, list):
+            return [decode(v, depth + 1) for v in value]
+        if not isinstance(value, dict):
+            if value is None or isinstance(value, bool | int | float | str):
+                return value
+            raise bad(f"holds a {type(value).__name__}")
+        if "$t" in value:
+            array = arrays.get(value["$t"]) if isinstance(value["$t"], str) else None
+            if array is None or len(value) != 1:
+                raise bad(f"names a missing tensor {value['$t']!r:.40}")
+            if str(array.dtype) not in _STATE_DTYPES:
+                raise bad(f"names a tensor of type {array.dtype}")
+            return array
+        if "$tuple" in value:
+            if len(value) != 1 or not isinstance(value["$tuple"], list):
+                raise bad("has a malformed tuple")
+            return tuple(decode(v, depth + 1) for v in value["$tuple"])
+        if "$d" in value:
+            pairs = value["$d"]
+            if len(value) != 1 or not isinstance(pairs, list):
+                raise bad("has a malformed mapping")
+            out: dict[Any, Any] = {}
+            for pair in pairs:
+                ok = isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str | int)
+                if not ok or isinstance(pair[0], bool):
+                    raise bad("has a malformed mapping entry")
+                out[pair[0]] = decode(pair[1], depth + 1)
+            return out
+        if any(k.startswith("$") for k in value):
+            raise bad("has an unknown tag")
+        return {k: decode(v, depth + 1) for k, v in value.items()}
+
+    return decode(layout, 0)
+
+
 # ---------------------------------------------------------------------------- bundle family
 class PolicyArtifacts:
-    """What an RL trainer hands to `write_bundle`: every tensor of the module plus the description."""
+    """What an RL trainer hands to `write_bundle`: every tensor of the module plus the description,
+    and, when it has them, the observation statistics and the optimizer state."""
 
-    def __init__(self, network: dict[str, Any], tensors: Mapping[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        network: dict[str, Any],
+        tensors: Mapping[str, np.ndarray],
+        observation_stats: Mapping[str, Any] | None = None,
+        optimizer_state: Any = None,
+    ) -> None:
         self.network = check_network(network)
         self.tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
         check_tensors(self.network, self.tensors)
+        width = int(np.prod(self.network["observation_shape"]))
+        self.observation_stats = None
+        if observation_stats is not None:
+            self.observation_stats = check_observation_stats(observation_stats, _stats_width(observation_stats, width))
+        self.optimizer_state = optimizer_state
+
+
+def _stats_width(stats: Mapping[str, Any], width: int) -> int:
+    # A frame stack after the normalisation gives the network several frames of the stats' width.
+    size = int(np.asarray(stats.get("mean")).size)
+    return size if size and width % size == 0 else width
 
 
 def save_policy(model: Any, path: Path, metadata: dict[str, Any]) -> dict[str, bytes]:
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save, save_file
 
     if not isinstance(model, PolicyArtifacts):
         raise InvalidInputError(f"expected PolicyArtifacts, got {type(model).__name__}")
     save_file(model.tensors, str(path), metadata={"format": NETWORK_FORMAT})
-    return {NETWORK_FILE: json_bytes(model.network)}
+    files = {NETWORK_FILE: json_bytes(model.network)}
+    if model.observation_stats is not None:
+        files[OBS_NORM_FILE] = save(dict(model.observation_stats))
+    if model.optimizer_state is not None:
+        layout, arrays = pack_state(model.optimizer_state)
+        files[OPTIMIZER_FILE] = save(arrays)
+        files[OPTIMIZER_LAYOUT_FILE] = json_bytes(layout)
+    return files
+
+
+def _read_tensors(data: bytes, name: str) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    try:
+        return load(data)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise BadFormatError(f"cannot read {name}: {exc}", field="model_s3_uri") from exc
 
 
 def load_policy(path: Path, metadata: dict[str, Any], extra_files: dict[str, bytes]) -> Policy:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
     if NETWORK_FILE not in extra_files:
         raise BadFormatError(f"the policy bundle has no {NETWORK_FILE}", field="model_s3_uri")
     network = check_network(parse_json(extra_files[NETWORK_FILE], NETWORK_FILE))
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise BadFormatError(f"cannot read the policy weights: {exc}", field="model_s3_uri") from exc
+    tensors = _read_tensors(path.read_bytes(), "the policy weights")
     check_tensors(network, tensors)
-    return Policy(network, tensors)
+    stats = None
+    if OBS_NORM_FILE in extra_files:
+        raw = _read_tensors(extra_files[OBS_NORM_FILE], OBS_NORM_FILE)
+        stats = check_observation_stats(raw, _stats_width(raw, int(np.prod(network["observation_shape"]))))
+    optimizer = None
+    if OPTIMIZER_FILE in extra_files and OPTIMIZER_LAYOUT_FILE in extra_files:
+        arrays = _read_tensors(extra_files[OPTIMIZER_FILE], OPTIMIZER_FILE)
+        optimizer = unpack_state(parse_json(extra_files[OPTIMIZER_LAYOUT_FILE], OPTIMIZER_LAYOUT_FILE), arrays)
+    return Policy(network, tensors, stats, optimizer)

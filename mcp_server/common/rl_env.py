@@ -167,12 +167,16 @@ def _checked_spec(spec: Mapping[str, Any], field: str) -> tuple[str, dict[str, A
 
 
 def make_env(
-    spec: Mapping[str, Any], render_mode: str | None = None, field: str = "env_spec"
+    spec: Mapping[str, Any],
+    render_mode: str | None = None,
+    field: str = "env_spec",
+    observation_stats: Mapping[str, Any] | None = None,
 ) -> gymnasium.Env[Any, Any]:
     """Build the environment a spec describes, wrappers applied in the listed order.
 
     A `time_limit` wrapper replaces the environment's own step limit (it is passed to
-    `gymnasium.make`), whatever its position in the list.
+    `gymnasium.make`), whatever its position in the list. With `observation_stats` (those a policy
+    was trained with), a `normalize_observation` wrapper starts from them and is frozen.
     """
     import gymnasium
     from gymnasium import spaces
@@ -198,6 +202,8 @@ def make_env(
                         field=field,
                     )
                 env = gw.NormalizeObservation(env, epsilon=wrapper["epsilon"])
+                if observation_stats is not None:
+                    _freeze(env, observation_stats)
             elif kind == "normalize_reward":
                 env = gw.NormalizeReward(env, gamma=wrapper["gamma"], epsilon=wrapper["epsilon"])
             elif kind == "scale_reward":
@@ -209,6 +215,58 @@ def make_env(
         env.close()
         raise
     return env
+
+
+def _freeze(normalizer: Any, stats: Mapping[str, Any]) -> None:
+    import numpy as np
+
+    rms = normalizer.obs_rms
+    mean = np.asarray(stats["mean"], dtype=rms.mean.dtype)
+    if mean.shape != rms.mean.shape:
+        raise InvalidInputError(
+            f"the policy's observation statistics have shape {list(mean.shape)}; this environment's "
+            f"observations {list(rms.mean.shape)}",
+            field="environment",
+            hint="Evaluate on the environment (and wrappers) the policy was trained on.",
+        )
+    rms.mean = mean.copy()
+    rms.var = np.asarray(stats["var"], dtype=rms.var.dtype).reshape(rms.var.shape).copy()
+    rms.count = float(np.asarray(stats["count"]))
+    normalizer.update_running_mean = False
+
+
+def observation_stats(env: Any) -> dict[str, Any] | None:
+    """The running statistics of the `normalize_observation` wrapper inside `env`, if it has one."""
+    import numpy as np
+    from gymnasium.wrappers import NormalizeObservation
+
+    while env is not None and not isinstance(env, NormalizeObservation):
+        env = getattr(env, "env", None)
+    if env is None:
+        return None
+    rms = env.obs_rms
+    return {
+        "mean": np.asarray(rms.mean, dtype=np.float32).copy(),
+        "var": np.asarray(rms.var, dtype=np.float32).copy(),
+        "count": np.asarray(rms.count, dtype=np.float64),
+    }
+
+
+def merge_observation_stats(parts: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """One set of statistics from several environments' (each env runner or worker keeps its own),
+    weighted by how many observations each saw; environments that never stepped are left out."""
+    import numpy as np
+
+    seen = [p for p in parts if p is not None and float(p["count"]) >= 1.0]
+    if len(seen) <= 1:
+        return seen[0] if seen else None
+    counts = np.asarray([float(p["count"]) for p in seen])
+    means = np.stack([np.asarray(p["mean"], dtype=np.float64) for p in seen])
+    variances = np.stack([np.asarray(p["var"], dtype=np.float64) for p in seen])
+    total = counts.sum()
+    mean = (counts[:, None] * means).sum(0) / total
+    var = (counts[:, None] * (variances + (means - mean) ** 2)).sum(0) / total
+    return {"mean": mean.astype(np.float32), "var": var.astype(np.float32), "count": np.asarray(total)}
 
 
 def build_env_spec(

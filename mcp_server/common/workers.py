@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import multiprocessing
 import os
 import queue
@@ -58,10 +59,19 @@ _PREIMPORT = ("numpy", "pandas", "pyarrow.parquet", "sklearn.ensemble", "sklearn
 @dataclass(frozen=True)
 class ProcessTask:
     """Work for a worker process: `fn(job, storage, *args)`, a module-level function (it is sent by
-    reference) whose arguments are plain data (parameters, locations), never datasets."""
+    reference) whose arguments are plain data (parameters, locations), never datasets.
+
+    `setup(job)`, if given, runs in the server (the job's thread) right before the task goes to its
+    worker, and what it returns is appended to `args`: what only the server has (the address and
+    credentials of its Ray). It is never sent to the worker. `preload` names modules the fit
+    imports: the spare worker started after such a job imports them while it waits, so the next
+    job like it does not pay for them (not during the job: that would compete with it for CPUs).
+    """
 
     fn: Callable[..., dict[str, Any]]
     args: tuple[Any, ...] = ()
+    setup: Callable[[Job], tuple[Any, ...]] | None = None
+    preload: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,9 +174,14 @@ class WorkerJob:
         self._last_mark = now
 
 
-def _worker_main(conn: Connection) -> None:
+def _worker_main(conn: Connection, preload: tuple[str, ...] = ()) -> None:
     # stdout belongs to the server's protocol stream: nothing in a worker may write to it.
     os.dup2(2, 1)
+    for module in preload:
+        try:
+            importlib.import_module(module)
+        except Exception:  # the job that needs it reports the failure
+            _log.warning("worker preload of %s failed", module, exc_info=True)
     try:
         message = conn.recv()
     except (EOFError, OSError):
@@ -216,28 +231,31 @@ class WorkerPool:
         self._live: set[_Worker] = set()
         self._closed = False
 
-    def _start(self) -> _Worker:
+    def _start(self, preload: tuple[str, ...] = ()) -> _Worker:
         parent_conn, child_conn = self._context.Pipe(duplex=True)
-        process = self._context.Process(target=_worker_main, args=(child_conn,), name="mlops-worker", daemon=True)
+        process = self._context.Process(
+            target=_worker_main, args=(child_conn, preload), name="mlops-worker", daemon=True
+        )
         process.start()
         child_conn.close()
         return _Worker(process, parent_conn)
 
-    def warm_up(self) -> None:
-        """Start the spare worker in the background if there is none (nor one starting)."""
+    def warm_up(self, preload: tuple[str, ...] = ()) -> None:
+        """Start the spare worker in the background if there is none (nor one starting); it
+        imports `preload` while it waits."""
         with self._lock:
             if self._spare is not None or self._closed:
                 return
             self._spare = spare = Future[_Worker]()
-        threading.Thread(target=self._fill, args=(spare,), name="worker-spare", daemon=True).start()
+        threading.Thread(target=self._fill, args=(spare, preload), name="worker-spare", daemon=True).start()
 
-    def _fill(self, spare: Future[_Worker]) -> None:
+    def _fill(self, spare: Future[_Worker], preload: tuple[str, ...]) -> None:
         try:
-            spare.set_result(self._start())
+            spare.set_result(self._start(preload))
         except BaseException as exc:  # surfaces in the job that takes this spare
             spare.set_exception(exc)
 
-    def _take(self) -> _Worker:
+    def _take(self, task: ProcessTask) -> _Worker:
         with self._lock:
             spare, self._spare = self._spare, None
         # A spare still starting is waited for: starting a second one would only compete with it.
@@ -246,12 +264,16 @@ class WorkerPool:
             worker = self._start()
         with self._lock:
             self._live.add(worker)
-        self.warm_up()  # the next job finds a spare again
+        if not task.preload:
+            self.warm_up()  # the next job finds a spare again
         return worker
 
     def run(self, task: ProcessTask, job: Job, config: Config) -> dict[str, Any]:
         """Run `task` for `job` in a worker; blocks (in the job's thread) until it has ended."""
-        worker = self._take()
+        if task.setup is not None:
+            task = ProcessTask(task.fn, (*task.args, *task.setup(job)), preload=task.preload)
+            job.check_cancelled()
+        worker = self._take(task)
         job.info["worker_pid"] = worker.process.pid
         try:
             worker.conn.send(("run", _Run(task, config, job.job_id, config.log_level)))
@@ -260,6 +282,8 @@ class WorkerPool:
             with self._lock:
                 self._live.discard(worker)
             _stop(worker)
+            if task.preload:
+                self.warm_up(task.preload)  # after the job, so its imports never compete with it
 
     def _supervise(self, worker: _Worker, job: Job) -> dict[str, Any]:
         cancel_sent: float | None = None

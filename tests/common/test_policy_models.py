@@ -1,5 +1,6 @@
 """RL policy bundles without Ray or torch: safetensors + network.json round trip, greedy actions,
-and descriptions that do not match their weights refused even when the hashes were updated too."""
+descriptions that do not match their weights refused even when the hashes were updated too, and
+the observation statistics and optimizer state stored as safetensors + plain JSON."""
 
 from __future__ import annotations
 
@@ -11,8 +12,17 @@ import numpy as np
 import pytest
 
 from mcp_server.common.bundles import read_bundle, write_bundle
-from mcp_server.common.exceptions import BadFormatError
-from mcp_server.common.policy_models import NETWORK_FILE, Policy, PolicyArtifacts
+from mcp_server.common.exceptions import BadFormatError, InvalidInputError
+from mcp_server.common.policy_models import (
+    NETWORK_FILE,
+    OBS_NORM_FILE,
+    OPTIMIZER_FILE,
+    OPTIMIZER_LAYOUT_FILE,
+    Policy,
+    PolicyArtifacts,
+    pack_state,
+    unpack_state,
+)
 from mcp_server.common.s3_utils import S3Utils, sha256_file
 from mcp_server.config import Config
 
@@ -85,3 +95,63 @@ def test_unknown_activation_is_refused() -> None:
     bad["layers"][0]["activation"] = "__import__('os')"
     with pytest.raises(BadFormatError, match="invalid layer"):
         PolicyArtifacts(bad, tensors())
+
+
+def adam_state() -> dict[str, Any]:
+    """A torch-like Adam state_dict, as NumPy: integer keys, tuples, scalar step tensors."""
+    rng = np.random.default_rng(1)
+    return {
+        "state": {
+            0: {"step": np.asarray(7.0, np.float32), "exp_avg": rng.normal(size=(4, 3)).astype(np.float32)},
+            1: {"step": np.asarray(7.0, np.float32), "exp_avg": rng.normal(size=4).astype(np.float32)},
+        },
+        "param_groups": [{"lr": 3e-4, "betas": (0.9, 0.999), "eps": 1e-8, "foreach": None, "params": [0, 1]}],
+    }
+
+
+def test_optimizer_state_and_observation_stats_round_trip_hashed(storage: S3Utils) -> None:
+    stats = {"mean": np.array([0.5, -1.0, 2.0], np.float32), "var": np.array([1.0, 4.0, 0.25], np.float32)}
+    stats["count"] = np.asarray(1234.0)
+    state = adam_state()
+    artifacts = PolicyArtifacts(network(), tensors(), observation_stats=stats, optimizer_state=state)
+    meta = write_bundle(storage, storage.resolve("models/p"), artifacts, "policy", {})
+    assert set(meta["artifacts"]) == {
+        "policy.safetensors",
+        NETWORK_FILE,
+        OBS_NORM_FILE,
+        OPTIMIZER_FILE,
+        OPTIMIZER_LAYOUT_FILE,
+    }
+    policy = read_bundle(storage, "models/p").model
+    assert policy.observation_stats is not None
+    for key in ("mean", "var", "count"):
+        np.testing.assert_array_equal(policy.observation_stats[key], stats[key])
+    got = policy.optimizer_state
+    assert set(got["state"]) == {0, 1} and got["param_groups"][0]["betas"] == (0.9, 0.999)
+    assert got["param_groups"][0]["params"] == [0, 1] and got["param_groups"][0]["foreach"] is None
+    np.testing.assert_array_equal(got["state"][0]["exp_avg"], state["state"][0]["exp_avg"])
+    assert float(got["state"][1]["step"]) == 7.0
+
+
+def test_tampered_observation_stats_are_refused_by_their_hash(storage: S3Utils, storage_root: Path) -> None:
+    from safetensors.numpy import save_file
+
+    stats = {"mean": np.zeros(3, np.float32), "var": np.ones(3, np.float32), "count": np.asarray(10.0)}
+    write_bundle(storage, storage.resolve("models/p"), PolicyArtifacts(network(), tensors(), stats), "policy", {})
+    save_file({**stats, "mean": np.full(3, 9.0, np.float32)}, str(storage_root / "models" / "p" / OBS_NORM_FILE))
+    with pytest.raises(BadFormatError, match=r"obs_norm\.safetensors .*sha256"):
+        read_bundle(storage, "models/p")
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [{"$t": "missing"}, {"$import": "os.system"}, {"$d": [[True, 1]]}, {"$tuple": "x"}, {"a": {"$t": "t0", "x": 1}}],
+)
+def test_optimizer_layouts_that_name_anything_but_plain_data_are_refused(layout: Any) -> None:
+    with pytest.raises(BadFormatError, match=r"optimizer\.json"):
+        unpack_state(layout, {"t0": np.zeros(2, np.float32)})
+
+
+def test_optimizer_state_of_an_unknown_type_is_not_stored() -> None:
+    with pytest.raises(InvalidInputError, match="cannot store optimizer state of type object"):
+        pack_state({"x": object()})

@@ -118,11 +118,12 @@ async def test_dqn_beats_a_random_policy_on_cartpole(rl_router: ToolRouter, rl_r
 async def test_policy_bundle_holds_safetensors_and_json_only(rl_root: Path, ppo: dict[str, Any]) -> None:
     folder = rl_root / "models" / "ppo"
     names = sorted(p.name for p in folder.iterdir() if p.is_file())
-    assert names == ["env_spec.json", "metadata.json", "network.json", "policy.safetensors"]
+    files = ["env_spec.json", "network.json", "optimizer.json", "optimizer.safetensors", "policy.safetensors"]
+    assert names == sorted([*files, "metadata.json"])  # no obs_norm.safetensors: nothing normalised
     import json
 
     meta = json.loads((folder / "metadata.json").read_text())
-    assert set(meta["artifacts"]) == {"env_spec.json", "network.json", "policy.safetensors"}
+    assert set(meta["artifacts"]) == set(files)
     assert meta["family"] == "policy" and meta["algorithm"] == "ppo"
     assert meta["env_spec"]["environment"] == "CartPole-v1"
 
@@ -203,6 +204,81 @@ async def test_wait_false_job_on_an_env_spec_runs_its_wrappers_in_the_workers(rl
     assert max(evaluation["lengths"]) <= 40
 
 
+def returns_by_hand(folder: Path, env: Any, n_episodes: int, seed: int, normalize: Any) -> list[float]:
+    """Greedy episodes of a stored policy (NumPy forward pass written here), observations passed
+    through `normalize`, on the seeds evaluate_reinforcement uses."""
+    import json
+
+    from safetensors.numpy import load_file
+
+    network = json.loads((folder / "network.json").read_text())
+    weights = load_file(str(folder / "policy.safetensors"))
+    act = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0), None: lambda x: x}
+    returns = []
+    for episode in range(n_episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        total, done = 0.0, False
+        while not done:
+            x = normalize(obs)
+            for layer in network["layers"]:
+                x = act[layer["activation"]](weights[layer["weight"]] @ x + weights[layer["bias"]])
+            obs, reward, terminated, truncated, _ = env.step(int(np.argmax(x)))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(round(total, 6))
+    return returns
+
+
+async def test_observation_statistics_are_stored_and_applied_frozen(rl_router: ToolRouter, rl_root: Path) -> None:
+    import gymnasium
+    from safetensors.numpy import load_file
+
+    spec = await call(
+        rl_router,
+        "preprocess_reinforcement",
+        environment="CartPole-v1",
+        wrappers=[{"type": "normalize_observation"}],
+        output_s3_uri="specs/cartpole-normalized.json",
+    )
+    await call(
+        rl_router,
+        "train_ppo",
+        env_spec_s3_uri=spec["env_spec_s3_uri"],
+        model_output_s3_uri="models/ppo-norm",
+        stop={"max_iterations": 4},
+        hyperparameters={"train_batch_size": 1000},
+        num_workers=1,
+        random_state=0,
+    )
+    folder = rl_root / "models" / "ppo-norm"
+    stats = load_file(str(folder / "obs_norm.safetensors"))
+    assert float(stats["count"]) >= 4000 and stats["mean"].shape == (4,) and (stats["var"] > 0).all()
+    evaluated = (await evaluate(rl_router, "models/ppo-norm", n_episodes=8, random_state=3))["returns"]
+
+    def frozen(obs: Any) -> Any:  # what the env runners' wrapper computed, with the learnt statistics
+        return np.float32((obs - stats["mean"]) / np.sqrt(stats["var"] + 1e-8))
+
+    env = gymnasium.make("CartPole-v1")
+    assert evaluated == returns_by_hand(folder, env, 8, 3, frozen)
+    assert evaluated != returns_by_hand(folder, env, 8, 3, lambda obs: obs)  # statistics dropped
+    fresh = gymnasium.wrappers.NormalizeObservation(gymnasium.make("CartPole-v1"))  # statistics started afresh
+    assert evaluated != returns_by_hand(folder, fresh, 8, 3, lambda obs: obs)
+    assert len(set(evaluated)) > 1, evaluated  # the policy acts on what it observes
+
+    # A resumed training runs on the stored statistics, frozen: its bundle carries them unchanged.
+    await call(
+        rl_router,
+        "train_ppo",
+        resume_from="models/ppo-norm",
+        model_output_s3_uri="models/ppo-norm-resumed",
+        stop={"max_iterations": 1},
+        num_workers=1,
+        random_state=1,
+    )
+    again = load_file(str(rl_root / "models" / "ppo-norm-resumed" / "obs_norm.safetensors"))
+    assert all(np.array_equal(again[k], stats[k]) for k in ("mean", "var", "count"))
+
+
 async def test_ppo_acts_in_a_continuous_action_space(rl_router: ToolRouter) -> None:
     out = await call(
         rl_router,
@@ -230,7 +306,8 @@ async def _cluster_cpus_free() -> bool:
 @pytest.mark.parametrize("tool", ["train_ppo", "train_a3c"])
 async def test_cancel_stops_the_run_within_two_seconds(rl_router: ToolRouter, rl_root: Path, tool: str) -> None:
     out_dir = f"models/cancelled-{tool}"
-    out = await train(rl_router, tool, out_dir, stop={"max_seconds": 600}, wait=False)
+    quick = {"train_batch_size": 500} | ({"batch_size": 100} if tool == "train_ppo" else {})  # a first iteration soon
+    out = await train(rl_router, tool, out_dir, stop={"max_seconds": 600}, hyperparameters=quick, wait=False)
     running = await poll(rl_router, out["job_id"], {"running"})
     deadline = time.monotonic() + 120
     while not running["history"]:  # mid-run: at least one iteration done
@@ -248,7 +325,74 @@ async def test_cancel_stops_the_run_within_two_seconds(rl_router: ToolRouter, rl
         await anyio.sleep(0.2)
 
 
-async def test_ppo_resumes_from_its_bundle(rl_router: ToolRouter, ppo: dict[str, Any]) -> None:
+def live_drivers() -> dict[int, str]:
+    """Driver pid -> Ray job id of every Ray job still running on the server's Ray."""
+    from ray._private import state
+
+    return {int(j["DriverPid"]): j["JobID"] for j in state.jobs() if not j.get("IsDead")}
+
+
+async def test_a_killed_driver_fails_its_job_and_ray_ends_its_actors(rl_router: ToolRouter, rl_root: Path) -> None:
+    import os
+    import signal
+
+    quick = {"train_batch_size": 500, "batch_size": 100}
+    out = await train(
+        rl_router, "train_ppo", "models/killed", stop={"max_seconds": 600}, hyperparameters=quick, wait=False
+    )
+    running = await poll(rl_router, out["job_id"], {"running"})
+    deadline = time.monotonic() + 120
+    while not running["history"]:  # mid-run: the env runner has sampled and the learner trained
+        assert time.monotonic() < deadline
+        await anyio.sleep(0.2)
+        running = await call(rl_router, "get_training_metrics", job_id=out["job_id"])
+    job = rl_router.services.jobs.get(out["job_id"])
+    assert job is not None
+    worker = int(job.info["worker_pid"])
+    # The driver of the run is the job's worker process, not the server (which is a driver of its own).
+    assert worker != os.getpid() and worker in live_drivers() and os.getpid() in live_drivers()
+    assert not await _cluster_cpus_free()  # the env runner holds its CPU
+    os.kill(worker, signal.SIGKILL)
+    final = await poll(rl_router, out["job_id"], {"succeeded", "failed", "cancelled"}, timeout=30)
+    assert final["status"] == "failed" and "killed by SIGKILL" in str(final["error"]), final
+    assert not (rl_root / "models" / "killed" / "metadata.json").exists()
+    deadline = time.monotonic() + 20
+    while not await _cluster_cpus_free() or worker in live_drivers():
+        assert time.monotonic() < deadline, "the killed driver's Ray job or its env runner outlived it"
+        await anyio.sleep(0.2)
+
+
+def stored_optimizer(folder: Path) -> Any:
+    import json
+
+    from safetensors.numpy import load_file
+
+    from mcp_server.common.policy_models import unpack_state
+
+    layout = json.loads((folder / "optimizer.json").read_text())
+    return unpack_state(layout, load_file(str(folder / "optimizer.safetensors")))
+
+
+def adam_steps(folder: Path) -> set[float]:
+    """The Adam step counts stored in a bundle's optimizer state (one per parameter tensor)."""
+    found: set[float] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "step":
+                    found.add(float(np.asarray(item)))
+                else:
+                    walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(stored_optimizer(folder))
+    return found
+
+
+async def test_ppo_resumes_from_its_bundle(rl_router: ToolRouter, rl_root: Path, ppo: dict[str, Any]) -> None:
     out = await call(
         rl_router,
         "train_ppo",
@@ -259,6 +403,27 @@ async def test_ppo_resumes_from_its_bundle(rl_router: ToolRouter, ppo: dict[str,
         random_state=1,
     )
     # A fresh network samples returns near a random policy's; the resumed one keeps what it learnt.
+    assert out["history"][0]["episode_return_mean"] >= 2 * RANDOM_MEAN, out["history"]
+    # Adam went on counting from the stored state: a fresh optimizer would have counted only this
+    # one iteration's steps (an eighth of the stored run's).
+    stored, resumed = adam_steps(rl_root / "models" / "ppo"), adam_steps(rl_root / "models" / "ppo-resumed")
+    assert min(resumed) > max(stored) > 0, (stored, resumed)
+
+
+async def test_a3c_resumes_with_its_adam_state(rl_router: ToolRouter, rl_root: Path, a3c: dict[str, Any]) -> None:
+    out = await call(
+        rl_router,
+        "train_a3c",
+        resume_from="models/a3c",
+        model_output_s3_uri="models/a3c-resumed",
+        stop={"max_iterations": 1},
+        num_workers=2,
+        random_state=1,
+    )
+    stored, resumed = adam_steps(rl_root / "models" / "a3c"), adam_steps(rl_root / "models" / "a3c-resumed")
+    # One Adam step per applied gradient, counted on from the stored state.
+    assert stored == {float(a3c["async_stats"]["updates"])}
+    assert resumed == {float(a3c["async_stats"]["updates"] + out["async_stats"]["updates"])}
     assert out["history"][0]["episode_return_mean"] >= 2 * RANDOM_MEAN, out["history"]
 
 

@@ -35,7 +35,12 @@ async def test_a_prepare_check_fails_before_any_job_exists(router: ToolRouter) -
     assert router.services._jobs is None or not router.services.jobs._jobs  # no job was ever submitted
 
 
-def test_rl_drivers_run_in_the_server_and_fits_in_worker_processes() -> None:
-    # RL drivers connect to the server's one Ray (its actors do the work); other fits get a process.
-    placement = {trainer.name: trainer.worker_process for trainer in TRAINERS}
-    assert {name for name, in_worker in placement.items() if not in_worker} == {"train_ppo", "train_dqn", "train_a3c"}
+def test_rl_trainers_connect_their_worker_to_the_servers_ray() -> None:
+    # Every fit runs in a worker process; the RL ones get the server's Ray handle from a setup
+    # that runs in the server, and name a setup function that exists.
+    with_setup = {trainer.name for trainer in TRAINERS if trainer.setup}
+    assert with_setup == {"train_ppo", "train_dqn", "train_a3c"}
+    for trainer in TRAINERS:
+        if trainer.setup:
+            setup = import_tool_function(trainer.setup)
+            assert list(inspect.signature(setup).parameters) == ["job", "storage"], trainer.name

@@ -10,9 +10,13 @@ from mcp_server.capabilities.ml_training.tools.common import Backend, Trainer
 # the first call, so listing tools stays fast.
 _TOOLS = "mcp_server.capabilities.ml_training.tools"
 _BACKENDS = "mcp_server.capabilities.ml_training.backends"  # backend: ray / sagemaker (TOOLS.md section 8)
+_RL = "mcp_server.capabilities.ml_training.rl"
+# What an RL fit imports (seconds of work): a spare worker started after an RL job imports it ahead.
+_RLLIB = ("torch", "ray", "ray.rllib.algorithms.ppo", "ray.rllib.algorithms.dqn", f"{_RL}.rllib")
+RL_PRELOAD = {"ppo": _RLLIB, "dqn": _RLLIB, "a3c": ("torch", "ray", f"{_RL}.a3c")}
 
 
-# The trainers: one row each (fits run in worker processes; see tools/common.py).
+# The trainers: one row each (every fit runs in a worker process; see tools/common.py).
 TRAINERS: tuple[Trainer, ...] = (
     Trainer(
         "train_random_forest",
@@ -97,9 +101,10 @@ TRAINERS: tuple[Trainer, ...] = (
             output_model,
             fit=f"{_TOOLS}.reinforcement:fit_rl",
             prepare=f"{_TOOLS}.reinforcement:prepare_{algorithm}",
-            # The driver runs in the server's job thread, connected to the server's one Ray; the
-            # heavy work runs in Ray's own worker processes (env runners, learners, A3C actors).
-            worker_process=False,
+            # The server starts (or joins) its one Ray; the driver runs in the job's worker process
+            # and connects to it, and Ray's own workers run the env runners and A3C actors.
+            setup=f"{_TOOLS}.reinforcement:connect_ray",
+            preload=RL_PRELOAD[algorithm],
         )
         for algorithm, text, input_model, output_model in (
             (

@@ -473,6 +473,7 @@ class TrainDQNInput(RLTrainInput):
 class TrainA3CInput(RLTrainInput):
     hyperparameters: A3CHyperparameters | None = Field(default=None, description="A3C settings")
     num_workers: int = Field(default=2, ge=1, le=32, description="asynchronous worker actors")
+    resume_from: str | None = Field(default=None, description="an A3C bundle to continue from")
 
 
 class AsyncStats(BaseModel):

@@ -2,7 +2,9 @@
 
 The policy is rebuilt from its safetensors weights and network.json (hashes verified, NumPy
 forward pass, nothing unpickled), on the environment it was trained on (its spec is in the bundle)
-or on one given. The same seed gives the same episodes and numbers.
+or on one given. A `normalize_observation` wrapper uses the statistics learnt in training, frozen
+(fresh running statistics would feed the policy observations it was never trained on). The same
+seed gives the same episodes and numbers.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def run_episodes(
 ) -> tuple[list[float], list[int]]:
     """Run `n_episodes` greedy episodes; `check(episodes_done)` is called before each one (it may
     raise to stop)."""
-    env = make_env(spec)
+    env = make_env(spec, observation_stats=getattr(policy, "observation_stats", None))
     try:
         shape = int(np.prod(env.observation_space.shape or (0,)))
         if shape != int(np.prod(policy.observation_shape)):

@@ -52,6 +52,7 @@ from mcp_server.capabilities.ml_training.data import (
     score,
     supervised_metadata,
 )
+from mcp_server.capabilities.ml_training.rl.ray_runtime import RayHandle, connect_driver, ensure_ray
 from mcp_server.capabilities.ml_training.schemas import (
     NeuralNetworkHyperparameters,
     SupervisedInput,
@@ -80,11 +81,14 @@ _ERROR_TAG = "mlops-error:"  # an MLOpsError raised in a train worker crosses Ra
 # ---------------------------------------------------------------------------- the plan
 @dataclass(frozen=True)
 class RayTarget:
-    """The cluster a driver joins: its address, and Ray's auth variables for it (never shown)."""
+    """The cluster a driver joins (its handle holds the auth settings, never shown)."""
 
-    address: str
-    auth: dict[str, str] = field(default_factory=dict, repr=False)
+    handle: RayHandle
     ship_package: bool = True  # send this package to the workers (runtime_env py_modules)
+
+    @property
+    def address(self) -> str:
+        return self.handle.address
 
 
 @dataclass(frozen=True)
@@ -228,18 +232,13 @@ def _connect_target(storage: S3Utils) -> tuple[RayTarget, dict[str, float]]:
     needs, and the cluster's resources."""
     import ray
 
-    from mcp_server.capabilities.ml_training.rl.ray_runtime import ensure_ray
-
-    handle = ensure_ray(storage.config)
-    # The server's own Ray uses a token kept in this process's environment (ray_runtime): the
-    # driver, forked from a process started before it, gets it explicitly.
-    auth = {k: os.environ[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH") if k in os.environ}
+    handle = ensure_ray(storage.config)  # carries the auth settings the driver process needs
     # Shipping the package costs every new Ray worker a runtime-env set-up (~10 s a call on a
     # busy machine); the server's own Ray inherits its interpreter and environment, so it can
     # import the package when that comes from site-packages or PYTHONPATH. A cluster joined
     # through RAY_ADDRESS may not have it: always shipped there.
     ship = not (handle.started_here and _importable_by_children())
-    return RayTarget(handle.address, auth, ship), dict(ray.cluster_resources())
+    return RayTarget(handle, ship), dict(ray.cluster_resources())
 
 
 def _importable_by_children() -> bool:
@@ -339,7 +338,6 @@ def prepare(storage: S3Utils, params: SupervisedInput, model_loc: Location) -> t
 # ---------------------------------------------------------------------------- driver side
 def _init_ray(target: RayTarget) -> Any:
     """Join the cluster from this (worker) process, shipping this package to the train workers."""
-    os.environ.update(target.auth)
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", _HEALTH_CHECK_SECONDS)
     import logging
 
@@ -348,15 +346,9 @@ def _init_ray(target: RayTarget) -> Any:
     import mcp_server
 
     if not ray.is_initialized():
-        ray.init(
-            address=target.address,
-            log_to_driver=False,  # worker output would land on the server's stderr
-            logging_level=logging.WARNING,
-            # The workers import this package (the train loops, the feature checks), installed or not.
-            runtime_env={"py_modules": [str(Path(mcp_server.__file__).parent)], "excludes": ["__pycache__"]}
-            if target.ship_package
-            else None,
-        )
+        # The workers import this package (the train loops, the feature checks), installed or not.
+        package = {"py_modules": [str(Path(mcp_server.__file__).parent)], "excludes": ["__pycache__"]}
+        connect_driver(target.handle, package if target.ship_package else None)
     for name in ("ray", "ray.train", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
     return ray

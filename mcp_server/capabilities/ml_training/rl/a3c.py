@@ -10,7 +10,10 @@
   value loss, entropy bonus), gradients on its own copy, sent to the holder; repeat with the weights
   it gets back.
 - The driver only watches: it polls the holder's counters for progress, the stop rule and the job's
-  cancel flag, then tells the holder to stop and kills every actor (also on error or cancel).
+  cancel flag, then tells the holder to stop and kills every actor (also on error or cancel). It
+  runs in the job's worker process: the actors are its Ray job's and die with that process.
+- A resumed run loads the stored weights and Adam state into the holder; the workers get the
+  stored observation statistics, frozen. A fresh run returns the workers' statistics, merged.
 
 Unlike RLlib's APPO and IMPALA, which ship *experience* from the workers to a central learner that
 computes the gradients (with V-trace correcting for the lag), here the workers compute the
@@ -23,8 +26,16 @@ from typing import Any
 
 import numpy as np
 
-from mcp_server.capabilities.ml_training.rl.common import Clock, RLRun, RunControl, env_dims, make_rl_env
+from mcp_server.capabilities.ml_training.rl.common import (
+    Clock,
+    RLRun,
+    RunControl,
+    StartState,
+    env_dims,
+    make_rl_env,
+)
 from mcp_server.capabilities.ml_training.rl.policy_export import network_description, numpy_tensors, sequential_layers
+from mcp_server.common.rl_env import merge_observation_stats, observation_stats
 
 _POLL_SECONDS = 0.2
 _ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU"}
@@ -55,12 +66,27 @@ def build_networks(obs_dim: int, n_actions: int, hidden: list[int], activation: 
 class ParameterHolder:
     """The shared weights: applies each gradient as it arrives and hands back the new weights."""
 
-    def __init__(self, obs_dim: int, n_actions: int, hp: dict[str, Any], seed: int, num_workers: int) -> None:
+    def __init__(
+        self, obs_dim: int, n_actions: int, hp: dict[str, Any], seed: int, num_workers: int, start: StartState
+    ) -> None:
         import torch
 
         torch.set_num_threads(1)
         self.net = build_networks(obs_dim, n_actions, hp["hidden_layers"], hp["activation"], seed)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=hp["learning_rate"])
+        if start.tensors is not None:
+            current = self.net.state_dict()
+            missing = sorted(set(current) - set(start.tensors))
+            if missing:
+                raise ValueError(f"the stored policy lacks {missing[:3]}")
+            self.net.load_state_dict({k: torch.from_numpy(np.array(start.tensors[k])) for k in current})
+        if start.optimizer is not None:
+            optimizer = dict(start.optimizer)
+            optimizer["state"] = {
+                int(k): {n: torch.from_numpy(np.array(v)) for n, v in entry.items()}
+                for k, entry in dict(optimizer.get("state") or {}).items()
+            }
+            self.optimizer.load_state_dict(optimizer)
         self.version = 0
         self.updates_per_worker = [0] * num_workers
         self.staleness: list[int] = []
@@ -104,6 +130,11 @@ class ParameterHolder:
     def state(self) -> dict[str, np.ndarray]:
         return numpy_tensors(self.net.state_dict())
 
+    def optimizer_state(self) -> dict[str, Any]:
+        state = self.optimizer.state_dict()
+        moments = {k: {n: v.detach().numpy().copy() for n, v in entry.items()} for k, entry in state["state"].items()}
+        return {"state": moments, "param_groups": state["param_groups"]}
+
     def stop(self) -> None:
         self.stopped = True
 
@@ -111,14 +142,22 @@ class ParameterHolder:
 class A3CWorker:
     """One asynchronous learner: its own environment and network copy, n-step actor-critic gradients."""
 
-    def __init__(self, index: int, spec: dict[str, Any], hp: dict[str, Any], seed: int, holder: Any) -> None:
+    def __init__(
+        self,
+        index: int,
+        spec: dict[str, Any],
+        hp: dict[str, Any],
+        seed: int,
+        holder: Any,
+        stats: dict[str, Any] | None = None,
+    ) -> None:
         import torch
 
         torch.set_num_threads(1)
         self.index = index
         self.hp = hp
         self.holder = holder
-        self.env = make_rl_env(spec)
+        self.env = make_rl_env(spec, stats)
         obs_dim = int(self.env.observation_space.shape[0])
         self.net = build_networks(obs_dim, int(self.env.action_space.n), hp["hidden_layers"], hp["activation"], seed)
         self.generator = torch.Generator().manual_seed(seed + 1000 + index)
@@ -179,6 +218,9 @@ class A3CWorker:
         grads = [p.grad.detach().numpy().copy() for p in self.net.parameters()]
         return grads, len(rewards), finished
 
+    def env_observation_stats(self) -> dict[str, Any] | None:
+        return observation_stats(self.env)
+
     def run(self) -> int:
         """Loop until the holder says stop: rollout, gradient, send, load what comes back."""
         import ray
@@ -193,7 +235,7 @@ class A3CWorker:
         return updates
 
 
-def train_a3c(spec: dict[str, Any], hp: Any, control: RunControl) -> RLRun:
+def train_a3c(spec: dict[str, Any], hp: Any, control: RunControl, start: StartState | None = None) -> RLRun:
     num_workers, seed, stop = control.num_workers, control.seed, control.stop
     check_cancelled, on_iteration = control.check_cancelled, control.on_iteration
     import ray as ray_module
@@ -202,9 +244,13 @@ def train_a3c(spec: dict[str, Any], hp: Any, control: RunControl) -> RLRun:
     settings = hp.model_dump()
     obs_dim, actions = env_dims(spec)
     n_actions = int(actions or 0)
+    start = start or StartState()
     clock = Clock()
-    holder = ray.remote(num_cpus=0)(ParameterHolder).remote(obs_dim, n_actions, settings, seed, num_workers)
-    workers = [ray.remote(num_cpus=1)(A3CWorker).remote(i, spec, settings, seed, holder) for i in range(num_workers)]
+    holder = ray.remote(num_cpus=0)(ParameterHolder).remote(obs_dim, n_actions, settings, seed, num_workers, start)
+    stats = start.observation_stats
+    workers = [
+        ray.remote(num_cpus=1)(A3CWorker).remote(i, spec, settings, seed, holder, stats) for i in range(num_workers)
+    ]
     actors = [holder, *workers]
     try:
         runs = [w.run.remote() for w in workers]
@@ -244,7 +290,10 @@ def train_a3c(spec: dict[str, Any], hp: Any, control: RunControl) -> RLRun:
         ray.wait(runs, timeout=5.0, num_returns=len(runs))
         check_cancelled()
         tensors = ray.get(holder.state.remote())
-        stats = ray.get(holder.stats.remote())
+        optimizer = ray.get(holder.optimizer_state.remote())
+        async_stats = ray.get(holder.stats.remote())
+        if stats is None:  # frozen when resumed; else what the workers' environments learnt
+            stats = merge_observation_stats(ray.get([w.env_observation_stats.remote() for w in workers], timeout=30))
         # torch's state_dict names a plain Module's children pi.* and vf.*; rebuild the skeleton
         # locally (no weights needed) to describe the forward path.
         skeleton = build_networks(obs_dim, n_actions, settings["hidden_layers"], settings["activation"], seed)
@@ -260,7 +309,9 @@ def train_a3c(spec: dict[str, Any], hp: Any, control: RunControl) -> RLRun:
             timesteps=int(last["timesteps"]),
             iterations=int(last["iteration"]),
             seconds=clock.seconds(),
-            extra={"async_stats": stats},
+            extra={"async_stats": async_stats},
+            optimizer_state=optimizer,
+            observation_stats=stats,
         )
     finally:
         for actor in actors:

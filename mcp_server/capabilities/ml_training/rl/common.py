@@ -20,12 +20,13 @@ DEFAULT_MAX_SECONDS = 600.0
 STOP_REASONS = ("target_return", "max_iterations", "max_timesteps", "max_seconds")
 
 
-def make_rl_env(spec: dict[str, Any]) -> Any:
-    """The environment of a spec as the learners see it: observations flattened to one vector."""
+def make_rl_env(spec: dict[str, Any], observation_stats: dict[str, Any] | None = None) -> Any:
+    """The environment of a spec as the learners see it: observations flattened to one vector
+    (normalised with frozen `observation_stats` when a resumed training gives them)."""
     from gymnasium import spaces
     from gymnasium.wrappers import FlattenObservation
 
-    env = make_env(spec)
+    env = make_env(spec, observation_stats=observation_stats)
     if isinstance(env.observation_space, spaces.Box) and len(env.observation_space.shape) != 1:
         env = FlattenObservation(env)
     return env
@@ -42,8 +43,9 @@ def env_dims(spec: dict[str, Any]) -> tuple[int, int | None]:
 
 
 def env_creator(env_config: Any) -> Any:
-    """RLlib's env factory: the spec travels in the env config, the wrappers run in the env runners."""
-    return make_rl_env(dict(env_config["spec"]))
+    """RLlib's env factory: the spec (and a resumed run's observation statistics) travel in the env
+    config, the wrappers run in the env runners."""
+    return make_rl_env(dict(env_config["spec"]), env_config.get("observation_stats"))
 
 
 @dataclass
@@ -109,9 +111,20 @@ class RunControl:
     on_iteration: Callable[[dict[str, Any]], None]
 
 
+@dataclass(frozen=True)
+class StartState:
+    """What a resumed training starts from, read from its bundle (all None: a fresh start). The
+    observation statistics are applied frozen: the stored policy was trained on them."""
+
+    tensors: dict[str, Any] | None = None
+    optimizer: Any = None
+    observation_stats: dict[str, Any] | None = None
+
+
 @dataclass
 class RLRun:
-    """The outcome of an engine: the policy's tensors and network, per-iteration history, why it stopped."""
+    """The outcome of an engine: the policy's tensors and network, per-iteration history, why it
+    stopped, and what a later resume needs (optimizer state, observation statistics)."""
 
     tensors: dict[str, Any]
     network: dict[str, Any]
@@ -121,6 +134,8 @@ class RLRun:
     iterations: int
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    optimizer_state: Any = None
+    observation_stats: dict[str, Any] | None = None
 
 
 class Clock:

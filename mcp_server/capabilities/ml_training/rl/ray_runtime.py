@@ -6,8 +6,12 @@ dashboard and logs kept off stdout (stdout carries the MCP protocol). With `RAY_
 that cluster instead and starts nothing.
 
 Lifecycle:
-- `ensure_ray(config)` connects this process once (thread-safe) and returns the `RayHandle`
-  (address, token) a driver in another process would need to connect to the same Ray.
+- `ensure_ray(config)` connects the server once (thread-safe) and returns the `RayHandle`
+  (address, auth settings) with which an RL job's driver, in the job's worker process, joins the
+  same Ray (`connect_driver`). Workers are forked from a fork server started before Ray, so they
+  do not inherit what this module put into the environment: the handle carries it explicitly
+  (never logged, never in a job record or result). The actors a driver creates belong to its
+  Ray job and die with the driver's process, also when it is killed.
 - Ray's head processes (GCS, raylet) are started with `PR_SET_PDEATHSIG`, which fires when the
   *thread* that started them ends, not the process. Job threads come and go, so `ray.init` runs in
   one long-lived thread of its own ("ray-runtime"), which also calls `ray.shutdown()` when asked.
@@ -23,7 +27,7 @@ as the server's user) but do not write into the user's home: a fresh random toke
 Ray through `RAY_AUTH_TOKEN` in this process's environment, which Ray's own processes (and a
 future driver process) inherit. An explicit `RAY_AUTH_MODE` in the environment is respected.
 When joining a cluster, Ray's own variables (`RAY_AUTH_MODE`, `RAY_AUTH_TOKEN`,
-`RAY_AUTH_TOKEN_PATH`) say how to authenticate, as for any Ray client.
+`RAY_AUTH_TOKEN_PATH`) say how to authenticate, as for any Ray client; drivers get the same ones.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import secrets
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,15 +54,24 @@ _log = get_logger(__name__)
 # Variables this module put into os.environ for its Ray; removed again when that Ray is shut down.
 _SET_VARIABLES: list[str] = []
 _START_TIMEOUT_SECONDS = 120.0
+AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+_INIT_OPTIONS: dict[str, Any] = {
+    "log_to_driver": False,  # worker output would be printed by this process
+    "logging_level": logging.WARNING,
+    "configure_logging": True,
+    "include_dashboard": False,
+}
 
 
 @dataclass(frozen=True)
 class RayHandle:
-    """How to reach the server's Ray: its GCS address, whether the server started it, its CPUs."""
+    """How to reach the server's Ray: its GCS address, whether the server started it, its CPUs, and
+    the auth variables a driver needs (kept out of repr: it holds the token)."""
 
     address: str
     started_here: bool
     num_cpus: float
+    auth: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 class _Runtime:
@@ -180,6 +193,10 @@ def _use_own_token() -> None:
     os.environ["RAY_AUTH_MODE"] = "token"
     os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     _SET_VARIABLES.extend(("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"))
+    _reload_auth_settings()
+
+
+def _reload_auth_settings() -> None:
     # Ray caches its settings and token when it is imported; refresh them as Ray itself does when
     # it turns token auth on (authentication_token_setup._enable_token_auth).
     import ray._raylet
@@ -189,28 +206,49 @@ def _use_own_token() -> None:
     raylet.AuthenticationTokenLoader.instance().reset_cache()
 
 
+def connect_driver(handle: RayHandle, runtime_env: dict[str, Any] | None = None) -> None:
+    """Join the server's Ray from a job's worker process (an RL driver, a Ray Train driver), with
+    the server's auth settings; `runtime_env` is the job's (e.g. the package shipped to workers).
+
+    The worker may have imported Ray already (a preloaded spare), so the settings are set in its
+    environment and Ray's cached copies refreshed before `ray.init`.
+    """
+    for name in AUTH_VARIABLES:
+        if name in handle.auth:
+            os.environ[name] = handle.auth[name]
+        else:
+            os.environ.pop(name, None)  # an inherited value must not override the server's choice
+    _reload_auth_settings()
+    import ray
+
+    try:
+        ray.init(address=handle.address, runtime_env=runtime_env, **_INIT_OPTIONS)
+    except Exception as exc:
+        _log.error("the job's driver could not join Ray", exc_info=True)
+        raise MLOpsError(
+            f"the job could not join the server's Ray at {handle.address}: {type(exc).__name__}",
+            hint="Check the server log; if Ray was restarted, run the job again.",
+        ) from None
+    _quiet_ray_loggers()
+
+
 def _connect(config: Config) -> RayHandle:
     import ray
 
-    common = {
-        "log_to_driver": False,  # worker output would be printed by this process
-        "logging_level": logging.WARNING,
-        "configure_logging": True,
-        "include_dashboard": False,
-    }
     if config.ray_address:
-        ray.init(address=config.ray_address, **common)  # type: ignore[arg-type]
+        ray.init(address=config.ray_address, **_INIT_OPTIONS)
         started = False
     else:
         _use_own_token()
-        ray.init(address="local", num_cpus=config.ray_num_cpus, **common)  # type: ignore[arg-type]
+        ray.init(address="local", num_cpus=config.ray_num_cpus, **_INIT_OPTIONS)
         started = True
     _quiet_ray_loggers()
     # Joining: report the address as given (Ray resolves it to the node's IP).
     address = config.ray_address or ray.get_runtime_context().gcs_address
     cpus = float(ray.cluster_resources().get("CPU", 0.0))
     _log.info("ray ready", extra={"fields": {"address": address, "started_here": started, "cpus": cpus}})
-    return RayHandle(address=address, started_here=started, num_cpus=cpus)
+    auth = {name: os.environ[name] for name in AUTH_VARIABLES if name in os.environ}
+    return RayHandle(address=address, started_here=started, num_cpus=cpus, auth=auth)
 
 
 _RUNTIME = _Runtime()

@@ -2,7 +2,9 @@
 
 The algorithm is built from a validated hyperparameter model, trained until the stop rule says
 so (the job's cancel flag is checked between iterations, which are kept short), and its policy
-exported as NumPy tensors + a network description. RLlib checkpoints (pickles) are never made.
+exported as NumPy tensors + a network description, with the learner's optimizer state and the
+env runners' observation statistics (when the spec normalises observations). RLlib checkpoints
+(pickles) are never made. Runs in the job's worker process, the Ray driver of the run.
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ from mcp_server.capabilities.ml_training.rl.common import (
     Clock,
     RLRun,
     RunControl,
+    StartState,
     env_creator,
     env_dims,
     finite,
     run_interruptibly,
 )
 from mcp_server.capabilities.ml_training.rl.policy_export import network_description, sequential_layers
+from mcp_server.common.rl_env import merge_observation_stats, observation_stats
 
 ENV_NAME = "mlops-env"
 _LEARNER_MODULE = "learner/rl_module/default_policy"
+_LEARNER_OPTIMIZER = "learner/optimizer"
 
 
 def _register_env() -> None:
@@ -44,7 +49,14 @@ def _model_config(hp: Any) -> Any:
     )
 
 
-def build_config(algorithm: str, spec: dict[str, Any], hp: Any, num_workers: int, seed: int) -> Any:
+def build_config(
+    algorithm: str,
+    spec: dict[str, Any],
+    hp: Any,
+    num_workers: int,
+    seed: int,
+    observation_stats: dict[str, Any] | None = None,
+) -> Any:
     """The RLlib AlgorithmConfig for `algorithm` (ppo or dqn) with our hyperparameter names."""
     if algorithm == "ppo":
         from ray.rllib.algorithms.ppo import PPOConfig
@@ -89,7 +101,7 @@ def build_config(algorithm: str, spec: dict[str, Any], hp: Any, num_workers: int
         # 32 samples per env step, far too slow on a few CPUs for no better result on small envs.
         config = config.env_runners(rollout_fragment_length=hp.rollout_fragment_length)
     return (
-        config.environment(ENV_NAME, env_config={"spec": spec})
+        config.environment(ENV_NAME, env_config={"spec": spec, "observation_stats": observation_stats})
         .framework("torch")
         .env_runners(num_env_runners=num_workers, num_envs_per_env_runner=1, num_cpus_per_env_runner=1)
         .learners(num_learners=0)
@@ -120,9 +132,28 @@ def learner_tensors(algo: Any) -> dict[str, Any]:
     return numpy_tensors(state["learner"]["rl_module"]["default_policy"])
 
 
-def load_learner_tensors(algo: Any, tensors: dict[str, Any]) -> None:
-    """Put stored weights into the learner (the full module: value function, target network) and
-    send them to the env runners."""
+def learner_optimizer_state(algo: Any) -> Any:
+    """The learner's optimizer state (Adam moments and step counts, as NumPy)."""
+    return algo.learner_group.get_state(components=_LEARNER_OPTIMIZER)["learner"]["optimizer"]
+
+
+def _runner_observation_stats(runner: Any) -> dict[str, Any] | None:
+    """Runs in each env runner: its environments' observation statistics, merged."""
+    env = getattr(runner, "env", None)
+    while env is not None and not hasattr(env, "envs"):  # vector wrappers around the vector env
+        env = getattr(env, "env", None)
+    return merge_observation_stats([observation_stats(e) for e in getattr(env, "envs", [])])
+
+
+def runner_observation_stats(algo: Any) -> dict[str, Any] | None:
+    """The observation statistics the env runners learnt, merged (None: the spec normalises nothing)."""
+    group = algo.env_runner_group
+    return merge_observation_stats(group.foreach_env_runner(_runner_observation_stats, healthy_only=False))
+
+
+def load_learner_tensors(algo: Any, tensors: dict[str, Any], optimizer: Any = None) -> None:
+    """Put stored weights into the learner (the full module: value function, target network), and
+    the stored optimizer state when there is one, and send the weights to the env runners."""
     import torch
 
     state = algo.learner_group.get_state(components=_LEARNER_MODULE)
@@ -137,33 +168,35 @@ def load_learner_tensors(algo: Any, tensors: dict[str, Any]) -> None:
             hint="Resume with the same hyperparameters.",
         )
     new = {k: torch.from_numpy(tensors[k].copy()) for k in current}
-    algo.learner_group.set_state({"learner": {"rl_module": {"default_policy": new}}})
+    learner: dict[str, Any] = {"rl_module": {"default_policy": new}}
+    if optimizer is not None:
+        learner["optimizer"] = optimizer
+    algo.learner_group.set_state({"learner": learner})
     algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
 
 
 def train_rllib(
-    algorithm: str, spec: dict[str, Any], hp: Any, control: RunControl, initial_tensors: dict[str, Any] | None = None
+    algorithm: str, spec: dict[str, Any], hp: Any, control: RunControl, start: StartState | None = None
 ) -> RLRun:
     """Train PPO or DQN in a driver thread; a cancel ends the job at once (see `run_interruptibly`)."""
     return run_interruptibly(
-        lambda check: _train(algorithm, spec, hp, replace(control, check_cancelled=check), initial_tensors),
+        lambda check: _train(algorithm, spec, hp, replace(control, check_cancelled=check), start or StartState()),
         control.check_cancelled,
     )
 
 
-def _train(
-    algorithm: str, spec: dict[str, Any], hp: Any, control: RunControl, initial_tensors: dict[str, Any] | None
-) -> RLRun:
+def _train(algorithm: str, spec: dict[str, Any], hp: Any, control: RunControl, start: StartState) -> RLRun:
     """Train PPO or DQN; `check_cancelled` runs between iterations and whatever it raises propagates
     after the algorithm (and its env-runner actors) has been stopped."""
     stop, check_cancelled, on_iteration = control.stop, control.check_cancelled, control.on_iteration
     _register_env()
     obs_dim, _ = env_dims(spec)
     clock = Clock()
-    algo = build_config(algorithm, spec, hp, control.num_workers, control.seed).build_algo()
+    config = build_config(algorithm, spec, hp, control.num_workers, control.seed, start.observation_stats)
+    algo = config.build_algo()
     try:
-        if initial_tensors is not None:
-            load_learner_tensors(algo, initial_tensors)
+        if start.tensors is not None:
+            load_learner_tensors(algo, start.tensors, start.optimizer)
         history: list[dict[str, Any]] = []
         best: float | None = None
         while True:
@@ -198,6 +231,9 @@ def _train(
             timesteps=timesteps,
             iterations=entry["iteration"],
             seconds=clock.seconds(),
+            optimizer_state=learner_optimizer_state(algo),
+            # Frozen when resumed: the runners still hold the stats they were given.
+            observation_stats=start.observation_stats or runner_observation_stats(algo),
         )
     finally:
         algo.stop()

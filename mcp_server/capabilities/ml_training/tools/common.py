@@ -6,7 +6,9 @@ run the fit as a job in a worker process, wait for it up to max_wait_seconds, an
 result (or the job handle) for the client. Adding a trainer is one fit function and one row.
 
 Fit and prepare functions are named ("module:function"), not imported: the server imports a
-`prepare` module when a call needs it, and only the worker process imports the fit's.
+`prepare` module when a call needs it, and only the worker process imports the fit's. A `setup`
+runs in the server when the job starts, before its worker gets the fit: it hands the fit what
+only the server has (the RL trainers: the address and credentials of the server's one Ray).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from mcp_server.common.workers import ProcessTask
 Fit = Callable[..., dict[str, Any]]  # fit(job, storage, params, model_loc, *prepared), in a worker process
 # prepare(storage, params, model_loc[, services]): checks before any job; returns more fit args
 Prepare = Callable[..., tuple[Any, ...]]
+Setup = Callable[[Job, S3Utils], tuple[Any, ...]]  # in the server's job thread; returns more fit args
 _DATA_INPUTS = ("train_data_s3_uri", "validation_data_s3_uri")
 
 
@@ -69,8 +72,9 @@ class Trainer:
     output_model: type[TrainingOutput]
     fit: str  # "module:function": fit(job, storage, params, model_loc, *prepared)
     prepare: str | None = None  # "module:function": prepare(storage, params, model_loc) -> prepared
-    worker_process: bool = True  # False: the fit runs in a thread of the server (it only drives others)
     backends: tuple[Backend, ...] = ()  # other places it can train (the `backend` input); default local
+    setup: str | None = None  # "module:function": setup(job, storage) -> more fit args, in the server
+    preload: tuple[str, ...] = ()  # modules the fit imports (a spare worker imports them ahead)
 
     def tool_spec(self) -> ToolSpec:
         return ToolSpec(
@@ -91,14 +95,15 @@ async def train(trainer: Trainer, ctx: ToolContext, params: Any) -> ToolOutput:
     """The tool function of every trainer (`params`: an instance of its input model)."""
 
     chosen = getattr(params, "backend", "local")
-    where: Trainer | Backend = next((b for b in trainer.backends if b.name == chosen), trainer)
+    backend = next((b for b in trainer.backends if b.name == chosen), None)
+    prepare_name = backend.prepare if backend else trainer.prepare
 
     def check() -> tuple[Location, tuple[Any, ...]]:
         model_loc = output_folder(ctx.storage, params.model_output_s3_uri)
         prepared: tuple[Any, ...] = ()
-        if where.prepare:
-            prepare: Prepare = import_tool_function(where.prepare)
-            services = (ctx.services,) if getattr(where, "services", False) else ()
+        if prepare_name:
+            prepare: Prepare = import_tool_function(prepare_name)
+            services = (ctx.services,) if backend and backend.services else ()
             prepared = prepare(ctx.storage, params, model_loc, *services)
         return model_loc, prepared
 
@@ -109,10 +114,12 @@ async def train(trainer: Trainer, ctx: ToolContext, params: Any) -> ToolOutput:
         trainer.name,
         params,
         trainer.output_model,
-        where.fit,
+        backend.fit if backend else trainer.fit,
         (params, model_loc, *prepared),
         model_loc=model_loc,
-        worker_process=where.worker_process,
+        worker_process=backend.worker_process if backend else True,
+        setup=None if backend else trainer.setup,
+        preload=() if backend else trainer.preload,
     )
 
 
@@ -168,6 +175,8 @@ async def run_trainer(
     *,
     model_loc: Location,
     worker_process: bool = True,
+    setup: str | None = None,
+    preload: tuple[str, ...] = (),
 ) -> ToolOutput:
     """Run the fit named `fit` as `fit(job, storage, *fit_args)` in a worker process and answer
     with its result, or with the job handle if it outlives the wait."""
@@ -180,10 +189,19 @@ async def run_trainer(
     limit = params.wait_limit(ctx.config)
     storage = ctx.storage
     task: Work = (
-        ProcessTask(_timed, (fit, *fit_args)) if worker_process else lambda job: _timed(job, storage, fit, *fit_args)
+        ProcessTask(_timed, (fit, *fit_args), setup=_setup_of(setup, storage), preload=preload)
+        if worker_process
+        else lambda job: _timed(job, storage, fit, *fit_args)  # a driver of a remote service
     )
     job = await run_job(ctx.jobs, tool, task, wait=params.wait, max_wait_seconds=limit, progress=ctx, info=info)
     return job_output(ctx, job, output_model, model_loc)
+
+
+def _setup_of(name: str | None, storage: S3Utils) -> Callable[[Job], tuple[Any, ...]] | None:
+    if name is None:
+        return None
+    setup: Setup = import_tool_function(name)
+    return lambda job: setup(job, storage)
 
 
 def _timed(job: Job, storage: S3Utils, fit_name: str, *args: Any) -> dict[str, Any]:

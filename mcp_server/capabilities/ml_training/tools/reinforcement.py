@@ -1,18 +1,21 @@
 """train_ppo, train_dqn and train_a3c: reinforcement learning on Ray, written as policy bundles.
 
 The tool functions check everything they can before a job exists (environment, spaces, extras,
-hyperparameters, resume bundle); the fit functions are plain functions of (job, storage, plan),
-as the other trainers' are, and connect to the server's one Ray runtime.
+hyperparameters, resume bundle). When the job starts, `connect_ray` (the trainers' setup, in the
+server) starts or joins the server's one Ray; the fit then runs in the job's worker process like
+every other fit, as a Ray driver of its own connected to that Ray (`connect_driver`): the RLlib
+learner or the A3C driver runs there, its env runners and actors in Ray's workers. A cancel or a
+killed worker ends the driver's process, and Ray ends its actors with it.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp_server.capabilities.ml_training.data import resolve_seed
-from mcp_server.capabilities.ml_training.rl.common import STOP_REASONS, RLRun, RunControl, StopRule
+from mcp_server.capabilities.ml_training.rl.common import STOP_REASONS, RLRun, RunControl, StartState, StopRule
 from mcp_server.capabilities.ml_training.schemas import (
     A3CHyperparameters,
     DQNHyperparameters,
@@ -23,11 +26,14 @@ from mcp_server.capabilities.ml_training.schemas import (
     TrainPPOInput,
 )
 from mcp_server.common.bundles import library_versions, read_bundle, write_bundle
-from mcp_server.common.exceptions import InvalidInputError
+from mcp_server.common.exceptions import InvalidInputError, MLOpsError
 from mcp_server.common.jobs import Job
 from mcp_server.common.rl_env import env_spec_for
 from mcp_server.common.s3_utils import Location, S3Utils, json_bytes
 from mcp_server.config import Config
+
+if TYPE_CHECKING:
+    from mcp_server.capabilities.ml_training.rl.ray_runtime import RayHandle
 
 ENV_SPEC_FILE = "env_spec.json"
 HISTORY_LIMIT = 50
@@ -47,7 +53,7 @@ class RLPlan:
     stop: StopRule
     num_workers: int
     seed: int
-    initial_tensors: dict[str, Any] | None = None
+    start: StartState
     resumed_from: str | None = None
 
 
@@ -97,7 +103,7 @@ def plan_run(storage: S3Utils, algorithm: str, params: RLTrainInput) -> RLPlan:
     """Check the call and gather what the fit needs (no job exists yet, so errors are immediate)."""
     resume_uri = getattr(params, "resume_from", None)
     hp_given = getattr(params, "hyperparameters", None)
-    initial = None
+    start = StartState()
     if resume_uri:
         bundle = read_bundle(storage, resume_uri, "resume_from")
         meta = bundle.metadata
@@ -117,7 +123,8 @@ def plan_run(storage: S3Utils, algorithm: str, params: RLTrainInput) -> RLPlan:
                     f"the bundle was trained on {spec.get('environment')} with other settings", field="environment"
                 )
         hp = _HP_MODELS[algorithm].model_validate(meta.get("hyperparameters") or {})
-        initial = bundle.model.tensors
+        policy = bundle.model
+        start = StartState(policy.tensors, policy.optimizer_state, policy.observation_stats)
     else:
         spec = _environment_spec(storage, params)
         hp = hp_given or _HP_MODELS[algorithm]()
@@ -131,7 +138,7 @@ def plan_run(storage: S3Utils, algorithm: str, params: RLTrainInput) -> RLPlan:
         stop=StopRule.from_params(params.stop, spec.get("reward_threshold")),
         num_workers=num_workers,
         seed=resolve_seed(params.random_state),
-        initial_tensors=initial,
+        start=start,
         resumed_from=resume_uri,
     )
 
@@ -162,11 +169,20 @@ def thin_history(history: list[dict[str, Any]], limit: int = HISTORY_LIMIT) -> l
     return [history[i] for i in sorted(keep)]
 
 
-def _run_engine(job: Job, config: Config, plan: RLPlan) -> tuple[RLRun, str]:
+def connect_ray(job: Job, storage: S3Utils) -> tuple[RayHandle]:
+    """The RL trainers' setup, in the server: start (or join) the server's Ray before the fit's
+    worker gets the job, and hand the worker the handle it connects with."""
     from mcp_server.capabilities.ml_training.rl.ray_runtime import ensure_ray
 
+    job.report(0, None, "starting Ray")
+    return (ensure_ray(storage.config),)
+
+
+def _run_engine(job: Job, plan: RLPlan, ray: RayHandle) -> tuple[RLRun, str]:
+    from mcp_server.capabilities.ml_training.rl.ray_runtime import connect_driver
+
     job.report(0, plan.stop.max_timesteps, "connecting to Ray")
-    address = ensure_ray(config).address
+    connect_driver(ray)
     job.mark("ray")
     job.check_cancelled()
 
@@ -181,17 +197,24 @@ def _run_engine(job: Job, config: Config, plan: RLPlan) -> tuple[RLRun, str]:
     if plan.algorithm == "a3c":
         from mcp_server.capabilities.ml_training.rl.a3c import train_a3c as run_a3c
 
-        return run_a3c(plan.spec, plan.hp, control), address
+        return run_a3c(plan.spec, plan.hp, control, plan.start), ray.address
     from mcp_server.capabilities.ml_training.rl.rllib import train_rllib
 
-    return train_rllib(plan.algorithm, plan.spec, plan.hp, control, plan.initial_tensors), address
+    return train_rllib(plan.algorithm, plan.spec, plan.hp, control, plan.start), ray.address
 
 
-def fit_rl(job: Job, storage: S3Utils, params: RLTrainInput, model_loc: Location, plan: RLPlan) -> dict[str, Any]:
+def fit_rl(
+    job: Job, storage: S3Utils, params: RLTrainInput, model_loc: Location, plan: RLPlan, ray: RayHandle
+) -> dict[str, Any]:
+    """Runs in the job's worker process (a Ray driver of its own)."""
     from mcp_server.common.policy_models import PolicyArtifacts
 
-    run, ray_address = _run_engine(job, storage.config, plan)
+    run, ray_address = _run_engine(job, plan, ray)
     job.mark("fit")
+    normalized = any(w.get("type") == "normalize_observation" for w in plan.spec.get("wrappers") or [])
+    if normalized and run.observation_stats is None:
+        # A policy without the statistics it was trained on would be evaluated on other inputs.
+        raise MLOpsError("the observation statistics could not be read from the env runners; nothing was published")
     returns = [h["episode_return_mean"] for h in run.history if h["episode_return_mean"] is not None]
     metrics = {
         "episode_return_mean": returns[-1] if returns else None,
@@ -220,11 +243,11 @@ def fit_rl(job: Job, storage: S3Utils, params: RLTrainInput, model_loc: Location
     final = write_bundle(
         storage,
         model_loc,
-        PolicyArtifacts(run.network, run.tensors),
+        PolicyArtifacts(run.network, run.tensors, run.observation_stats, run.optimizer_state),
         "policy",
         meta,
         extra_files={ENV_SPEC_FILE: json_bytes(plan.spec)},
-        check_cancelled=job.check_cancelled,
+        check_cancelled=job.begin_publish,  # the commit point: no kill past it
     )
     job.mark("write")
     assert run.stopped_by in STOP_REASONS
