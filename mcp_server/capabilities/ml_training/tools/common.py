@@ -59,6 +59,7 @@ class Trainer:
             destructive=True,  # overwrites an existing output
             idempotent=True,  # with random_state, the same call writes the same model again
             open_world=False,
+            worker_modules=(self.fit.partition(":")[0],) if self.worker_process else (),
         )
 
 
