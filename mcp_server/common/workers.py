@@ -216,6 +216,7 @@ class _Worker:
     conn: Connection
     started: float = field(default_factory=time.monotonic)
     finished: bool = False  # it sent its result (or error): nothing it does any more matters
+    stop_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class WorkerPool:
@@ -358,10 +359,13 @@ def _send(worker: _Worker, message: tuple[Any, ...]) -> None:
 
 
 def _stop(worker: _Worker) -> None:
-    if worker.process.is_alive():
-        worker.process.kill()
-    worker.process.join(timeout=5)
-    worker.conn.close()
+    # The reaper and `close` (at exit) may stop the same worker at once: a second close of the
+    # pipe could close a descriptor number that meanwhile belongs to another file.
+    with worker.stop_lock:
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(timeout=5)
+        worker.conn.close()
 
 
 def _death_message(worker: _Worker) -> str:
