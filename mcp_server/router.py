@@ -245,6 +245,10 @@ class ToolRouter:
     def list_tools(self) -> list[types.Tool]:
         return list(self._tools)
 
+    def worker_modules(self) -> list[str]:
+        """The modules the routed tools' worker jobs run (for the fork server to import once)."""
+        return sorted({module for spec in self._specs.values() for module in spec.worker_modules})
+
     def make_context(self, progress_sender: ProgressSender | None = None) -> ToolContext:
         token = None
         try:

@@ -88,7 +88,7 @@ class UnifiedMLOpsMCPServer:
             # Only now, with the first answer on its way, start the spare worker process: it
             # imports the heavy libraries, which must not slow the server's start.
             self._warm_up_pending = False
-            workers.pool().warm_up()
+            workers.pool().warm_up(self.router.worker_modules())
         return types.ListToolsResult(tools=self.router.list_tools())
 
     async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:

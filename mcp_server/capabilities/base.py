@@ -345,6 +345,9 @@ class ToolSpec:
     idempotent: bool
     open_world: bool
     title: str | None = None
+    # Modules the tool's jobs run in a worker process: the fork server imports them once, so no
+    # job pays for importing them (the fit modules and, through them, the input models).
+    worker_modules: tuple[str, ...] = ()
 
     @property
     def writes(self) -> bool:

@@ -23,6 +23,8 @@ the invocation returns, so there a job must finish within the invocation (`set_i
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import os
 import re
@@ -53,7 +55,8 @@ JOBS_PREFIX = "jobs"
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 _PROGRESS_WRITE_SECONDS = 2.0  # progress is persisted at most this often
 _PROGRESS_SEND_SECONDS = 0.2  # and sent to the waiting client at most this often
-_POLL_SECONDS = 0.05  # how soon a waiting request notices its job has ended
+_FIRST_POLL_SECONDS = 0.005  # a waiting request looks at its job this soon, then less and less often
+_POLL_SECONDS = 0.05  # ... down to this: for progress (the job's end wakes it at once)
 HEARTBEAT_SECONDS = 20.0  # live records are rewritten this often, even without progress
 # (the heartbeat thread ticks every HEARTBEAT_SECONDS / 4, also looking for cancels from replicas)
 STALE_SECONDS = 120.0  # a live-looking record not rewritten for this long belongs to a dead server
@@ -112,6 +115,7 @@ class Job:
     _committed: bool = False  # past `begin_publish`: the job finishes even if cancelled now
     _last_write: float = 0.0
     _last_mark: float = field(default_factory=time.perf_counter)
+    _wakers: list[Callable[[], None]] = field(default_factory=list)  # called once the job has ended
 
     def check_cancelled(self) -> None:
         """Call between units of work: raises `CancelledError` once the job has been cancelled."""
@@ -221,23 +225,40 @@ class JobRunner:
         forward its progress to `sink`, coalescing bursts (many fast rounds) into a few
         notifications a second, and keeping MCP's rule that progress increases."""
         deadline = time.monotonic() + max(0.0, timeout)
-        delay = 0.005
+        delay = _FIRST_POLL_SECONDS
         sent = 0.0
         last_sent_at = 0.0
-        while True:
-            done = job.done_event.is_set()
-            now = time.monotonic()
-            if sink is not None and job.progress_done > sent and (done or now - last_sent_at >= _PROGRESS_SEND_SECONDS):
-                sent, last_sent_at = job.progress_done, now
-                message = f"{job.job_id}: {job.progress_message}" if job.progress_message else job.job_id
-                await sink.areport_progress(sent, job.progress_total, message)
-            if done:
-                return True
-            remaining = deadline - now
-            if remaining <= 0:
-                return False
-            await anyio.sleep(min(delay, remaining))
-            delay = min(delay * 1.5, _POLL_SECONDS)
+        # The job's end wakes this wait at once: polling alone answered up to _POLL_SECONDS late.
+        woken = anyio.Event()
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+                loop.call_soon_threadsafe(woken.set)
+
+        job._wakers.append(wake)
+        try:
+            while True:
+                done = job.done_event.is_set()
+                now = time.monotonic()
+                if (
+                    sink is not None
+                    and job.progress_done > sent
+                    and (done or now - last_sent_at >= _PROGRESS_SEND_SECONDS)
+                ):
+                    sent, last_sent_at = job.progress_done, now
+                    message = f"{job.job_id}: {job.progress_message}" if job.progress_message else job.job_id
+                    await sink.areport_progress(sent, job.progress_total, message)
+                if done:
+                    return True
+                remaining = deadline - now
+                if remaining <= 0:
+                    return False
+                with anyio.move_on_after(min(delay, remaining)):
+                    await woken.wait()
+                delay = min(delay * 1.5, _POLL_SECONDS)
+        finally:
+            job._wakers.remove(wake)
 
     # ----------------------------------------------------------------- execution
     def _start_ready(self) -> None:
@@ -306,6 +327,8 @@ class JobRunner:
                 self._jobs.pop(self._finished.popleft(), None)
         self.persist(job, force=True)
         job.done_event.set()
+        for wake in list(job._wakers):
+            wake()
         self._start_ready()
 
     # ----------------------------------------------------------------- records

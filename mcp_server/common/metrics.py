@@ -33,17 +33,15 @@ def classification_metrics(
     binary = len(labels) == 2
     average = "binary" if binary else "weighted"
     pos_label = labels[1] if binary else 1
+    # One pass for the three (each of precision_score, recall_score, f1_score would count again).
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(
+        y_true, y_pred, average=average, pos_label=pos_label, labels=labels, zero_division=0
+    )
     out: dict[str, float | None] = {
         "accuracy": _clean(skm.accuracy_score(y_true, y_pred)),
-        "precision": _clean(
-            skm.precision_score(y_true, y_pred, average=average, pos_label=pos_label, labels=labels, zero_division=0)
-        ),
-        "recall": _clean(
-            skm.recall_score(y_true, y_pred, average=average, pos_label=pos_label, labels=labels, zero_division=0)
-        ),
-        "f1": _clean(
-            skm.f1_score(y_true, y_pred, average=average, pos_label=pos_label, labels=labels, zero_division=0)
-        ),
+        "precision": _clean(precision),
+        "recall": _clean(recall),
+        "f1": _clean(f1),
         "roc_auc": None,
         "log_loss": None,
     }

@@ -32,7 +32,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -52,8 +52,23 @@ _log = get_logger(__name__)
 CANCEL_GRACE_SECONDS = 1.0  # a cancelled worker that has not stopped by itself after this is killed
 _POLL_SECONDS = 0.05
 _DIED: tuple[Any, ...] = ("died",)
-# Imported once by the fork server that workers are forked from, so no job pays for them.
-_PREIMPORT = ("numpy", "pandas", "pyarrow.parquet", "sklearn.ensemble", "sklearn.cluster", "skops.io")
+# Imported once by the fork server that workers are forked from, so no job pays for them: the
+# libraries every fit uses, and what a worker needs to receive its task and start (measured: these
+# imports cost a job ~0.25 s when each worker did them itself). XGBoost starts no OpenMP threads
+# when imported (its pool starts at the first fit, inside the worker) and adds ~5 MB, shared.
+_PREIMPORT = (
+    "numpy",
+    "pandas",
+    "pyarrow.parquet",
+    "sklearn.ensemble",
+    "sklearn.cluster",
+    "skops.io",
+    "xgboost",
+    "mcp_server.config",
+    "mcp_server.common.logger",
+    "mcp_server.common.s3_utils",
+    "mcp_server.common.workers",
+)
 
 
 @dataclass(frozen=True)
@@ -215,6 +230,8 @@ class _Worker:
     process: BaseProcess
     conn: Connection
     started: float = field(default_factory=time.monotonic)
+    finished: bool = False  # it sent its result (or error): nothing it does any more matters
+    stop_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class WorkerPool:
@@ -225,7 +242,8 @@ class WorkerPool:
         # the common libraries imported, so a new worker costs milliseconds, not an interpreter
         # start (forking the threaded server itself would be unsafe).
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(list(_PREIMPORT))
+        self._preload = list(_PREIMPORT)
+        self._context.set_forkserver_preload(self._preload)
         self._lock = threading.Lock()
         self._spare: Future[_Worker] | None = None
         self._live: set[_Worker] = set()
@@ -240,10 +258,17 @@ class WorkerPool:
         child_conn.close()
         return _Worker(process, parent_conn)
 
-    def warm_up(self, preload: tuple[str, ...] = ()) -> None:
+    def warm_up(self, modules: Iterable[str] = (), preload: tuple[str, ...] = ()) -> None:
         """Start the spare worker in the background if there is none (nor one starting); it
-        imports `preload` while it waits."""
+        imports `preload` while it waits.
+
+        `modules` (the code the server's worker jobs run, named by their tool specs: this package
+        never names a capability) join the fork server's imports if it has not started yet."""
         with self._lock:
+            added = [m for m in modules if m not in self._preload]
+            if added:
+                self._preload.extend(added)
+                self._context.set_forkserver_preload(self._preload)
             if self._spare is not None or self._closed:
                 return
             self._spare = spare = Future[_Worker]()
@@ -279,11 +304,19 @@ class WorkerPool:
             worker.conn.send(("run", _Run(task, config, job.job_id, config.log_level)))
             return self._supervise(worker, job)
         finally:
-            with self._lock:
-                self._live.discard(worker)
-            _stop(worker)
+            if worker.finished:
+                # Its answer is in: the job need not wait for the process to end (tearing down a
+                # large address space takes tens of ms); it is still ended and reaped, just aside.
+                threading.Thread(target=self._retire, args=(worker,), name="worker-reaper", daemon=True).start()
+            else:
+                self._retire(worker)
             if task.preload:
-                self.warm_up(task.preload)  # after the job, so its imports never compete with it
+                self.warm_up(preload=task.preload)  # after the job, so its imports never compete with it
+
+    def _retire(self, worker: _Worker) -> None:
+        _stop(worker)
+        with self._lock:
+            self._live.discard(worker)
 
     def _supervise(self, worker: _Worker, job: Job) -> dict[str, Any]:
         cancel_sent: float | None = None
@@ -319,8 +352,10 @@ class WorkerPool:
                     job.begin_publish()  # the server's view of the job follows the worker's
                 _send(worker, ("commit", committed))
             elif kind == "ok":
+                worker.finished = True
                 return dict(message[1])
             elif kind == "error":
+                worker.finished = True
                 raise rebuild_error(message[1])
             else:
                 if job.cancel_event.is_set() and not committed:
@@ -348,10 +383,13 @@ def _send(worker: _Worker, message: tuple[Any, ...]) -> None:
 
 
 def _stop(worker: _Worker) -> None:
-    if worker.process.is_alive():
-        worker.process.kill()
-    worker.process.join(timeout=5)
-    worker.conn.close()
+    # The reaper and `close` (at exit) may stop the same worker at once: a second close of the
+    # pipe could close a descriptor number that meanwhile belongs to another file.
+    with worker.stop_lock:
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(timeout=5)
+        worker.conn.close()
 
 
 def _death_message(worker: _Worker) -> str:

@@ -5,8 +5,11 @@ The work functions are module-level: a worker receives them by reference."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,7 @@ import pytest
 
 from mcp_server.common.exceptions import InvalidInputError
 from mcp_server.common.jobs import JobRunner
-from mcp_server.common.s3_utils import S3Utils
+from mcp_server.common.s3_utils import S3Utils, pid_alive
 from mcp_server.common.workers import CANCEL_GRACE_SECONDS, ProcessTask, WorkerJob
 from mcp_server.config import Config
 
@@ -51,6 +54,10 @@ def publishes_after_commit(job: WorkerJob, storage: S3Utils, marker: str) -> dic
 def crashes(job: WorkerJob, storage: S3Utils) -> dict[str, Any]:
     os.kill(os.getpid(), signal.SIGSEGV)
     return {}
+
+
+def modules_at_start(job: WorkerJob, storage: S3Utils, names: list[str]) -> dict[str, Any]:
+    return {name: name in sys.modules for name in names}
 
 
 def writes_to_stdout(job: WorkerJob, storage: S3Utils) -> dict[str, Any]:
@@ -147,3 +154,51 @@ def test_worker_stdout_is_pointed_at_stderr(runner: JobRunner) -> None:
     # A worker's file descriptor 1 is the server's protocol stream unless the worker moves it.
     job = finished(runner, ProcessTask(writes_to_stdout))
     assert job.status == "succeeded" and job.result == {"fd1_is_fd2": True}
+
+
+def test_a_finished_worker_is_ended_and_reaped(runner: JobRunner) -> None:
+    # Its result comes back before the process is gone; it must still go (and be waited for).
+    job = finished(runner, ProcessTask(reports_and_answers, (1,)))
+    assert job.status == "succeeded"
+    pid = int(job.info["worker_pid"])
+    deadline = time.monotonic() + 30
+    while pid_alive(pid):
+        assert time.monotonic() < deadline, "the finished worker is still there (or a zombie)"
+        time.sleep(0.02)
+
+
+# A fresh interpreter: the fork server is per process, and this one's may have started already.
+_PRELOAD_SCRIPT = """
+import json, sys
+from mcp_server.common.jobs import JobRunner
+from mcp_server.common.s3_utils import S3Utils
+from mcp_server.common.workers import ProcessTask, pool
+from mcp_server.config import Config
+from tests.common.test_workers import modules_at_start
+
+pool().warm_up(["mcp_server.capabilities.ml_training.tools.supervised"])
+runner = JobRunner(S3Utils(Config.from_env({"MLOPS_STORAGE_ROOT": sys.argv[1]})), 1)
+names = ["xgboost", "mcp_server.capabilities.ml_training.tools.supervised", "mcp_server.capabilities.ml_evaluation"]
+job = runner.submit("t", ProcessTask(modules_at_start, (names,)))
+assert job.done_event.wait(120), "the job did not end"
+print(json.dumps(job.result))
+pool().close()
+"""
+
+
+@pytest.mark.slow
+def test_workers_start_with_the_libraries_and_the_job_modules_named_at_warm_up(storage_root: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _PRELOAD_SCRIPT, str(storage_root)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert loaded == {
+        "xgboost": True,
+        "mcp_server.capabilities.ml_training.tools.supervised": True,
+        "mcp_server.capabilities.ml_evaluation": False,  # only what was named, not everything
+    }

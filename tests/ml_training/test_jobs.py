@@ -72,6 +72,24 @@ def test_runner_queues_beyond_the_limit_and_starts_in_order(runner: JobRunner, s
     assert stored(storage_root, jobs[1].job_id)["result"] == {"answer": 42}
 
 
+async def test_a_waiting_request_wakes_when_its_job_ends_not_at_its_next_poll(
+    runner: JobRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mcp_server.common.jobs as jobs_module
+
+    # Polls so rare that only the job's own wake-up can end the wait in time.
+    monkeypatch.setattr(jobs_module, "_FIRST_POLL_SECONDS", 30.0)
+    monkeypatch.setattr(jobs_module, "_POLL_SECONDS", 30.0)
+    started, release = threading.Event(), threading.Event()
+    job = runner.submit("t", blocking_work(started, release))
+    assert started.wait(5)
+    threading.Timer(0.2, release.set).start()  # ends while the request is already waiting
+    began = time.monotonic()
+    assert await runner.wait(job, 60)
+    assert time.monotonic() - began < 15, "the wait ran to its next poll instead of waking"
+    assert job.status == "succeeded" and job._wakers == []
+
+
 def test_runner_cancels_a_queued_job_before_it_starts(runner: JobRunner) -> None:
     first_started, second_started, release = threading.Event(), threading.Event(), threading.Event()
     first = runner.submit("t", blocking_work(first_started, release))

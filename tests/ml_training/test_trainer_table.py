@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 from mcp_server.capabilities.base import import_tool_function
 from mcp_server.capabilities.ml_training.capability import TRAINERS
+from mcp_server.config import Config
 from mcp_server.router import ToolRouter
+from tests.conftest import make_router
 
 
 def test_every_trainer_names_a_fit_and_prepare_that_import() -> None:
@@ -24,6 +27,22 @@ def test_each_trainer_row_is_one_tool_with_its_models(router: ToolRouter) -> Non
         assert (spec.input_model, spec.output_model) == (trainer.input_model, trainer.output_model)
         assert spec.description.endswith(f"A job; progress per {trainer.unit}.")
         assert spec.destructive and not spec.read_only
+
+
+def test_worker_trainers_name_their_fit_module_for_the_fork_server(router: ToolRouter) -> None:
+    # The fork server imports these once, so a job does not import its fit module (and models).
+    # RL fits (heavy `preload`: RLlib) are not: a spare worker imports theirs after an RL job.
+    expected = {t.fit.partition(":")[0] for t in TRAINERS if not t.preload}
+    assert set(router.worker_modules()) == expected
+    assert "mcp_server.capabilities.ml_training.tools.supervised" in expected
+    assert "mcp_server.capabilities.ml_training.tools.reinforcement" not in expected
+    for trainer in TRAINERS:
+        assert bool(router.spec(trainer.name).worker_modules) == (not trainer.preload), trainer.name
+
+
+def test_a_read_only_server_names_no_worker_modules(storage_root: Path) -> None:
+    config = Config.from_env({"MLOPS_STORAGE_ROOT": str(storage_root), "MLOPS_READ_ONLY": "1"})
+    assert make_router(config).worker_modules() == []
 
 
 async def test_a_prepare_check_fails_before_any_job_exists(router: ToolRouter) -> None:

@@ -285,13 +285,22 @@ def score(
     if rows is not None:
         x, y = x[rows], y[rows]
     holder = bundles.Bundle(uri="", metadata={"label_encoded": label_encoded, "classes": classes}, model=model)
-    predicted = predict(holder, x)
     if task_type == "classification":
         proba = predict_proba(holder, x)
-        if proba is not None:  # float32 outputs (XGBoost, networks) sum to 1 only up to rounding
-            proba = proba / proba.sum(axis=1, keepdims=True)
-        return classification_metrics(y, predicted, proba, classes)
-    return regression_metrics(y, predicted)
+        if proba is None:
+            return classification_metrics(y, predict(holder, x), None, classes)
+        proba = proba / proba.sum(axis=1, keepdims=True)  # float32 outputs (XGBoost, nets) sum to 1 only roughly
+        return classification_metrics(y, _most_probable(model, proba, classes, label_encoded), proba, classes)
+    return regression_metrics(y, predict(holder, x))
+
+
+def _most_probable(model: Any, proba: np.ndarray, classes: list[Any] | None, label_encoded: bool) -> np.ndarray:
+    """The predicted labels from the probabilities: this capability's classifiers (forests, XGBoost,
+    networks) predict the most probable class, so the second pass of `predict` is not needed."""
+    index = proba.argmax(axis=1)
+    if label_encoded:
+        return np.asarray(list(classes or []))[index]  # as `inference.predict` decodes them
+    return np.asarray(model.classes_)[index]
 
 
 def supervised_metrics(

@@ -88,6 +88,9 @@ class Trainer:
             destructive=True,  # overwrites an existing output
             idempotent=True,  # with random_state, the same call writes the same model again
             open_world=False,
+            # The fork server imports the fit's module once; not a fit with heavy `preload` (RLlib),
+            # whose imports a spare worker makes after such a job instead.
+            worker_modules=() if self.preload else (self.fit.partition(":")[0],),
         )
 
 
