@@ -33,7 +33,7 @@ _CLASSIFICATION_CRITERIA = ("gini", "entropy", "log_loss")
 _REGRESSION_CRITERIA = ("squared_error", "absolute_error", "friedman_mse", "poisson")
 _HISTORY_SCORE_ROWS = 5000  # per-batch validation scores use at most this many rows
 _RF_PROGRESS_BATCHES = 10
-_TRAIN_CURVE_ROWS = 20_000  # XGBoost's per-round train metric is computed on at most this many rows
+_TRAIN_CURVE_ROWS = 10_000  # XGBoost's per-round train metric is computed on at most this many rows
 
 
 def load_supervised(storage: S3Utils, params: SupervisedInput, seed: int, **kwargs: Any) -> SupervisedData:
