@@ -230,3 +230,24 @@ async def test_rl_evaluation_job_polled_equals_the_waited_one(eval_router: ToolR
     waited = await call(eval_router, "evaluate_reinforcement", **args)
     assert polled["status"] == "succeeded" and len(waited["returns"]) == 30
     _same_result(polled["result"], waited)
+
+
+async def test_report_wait_false_gives_a_handle_then_the_report_and_bad_input_fails_at_once(
+    eval_router: ToolRouter, trained: dict[str, Trained], eval_root: Path
+) -> None:
+    rf = trained["rf"]
+    args = {"model_s3_uri": rf.uri, "test_data_s3_uri": rf.test_uri, "output_s3_uri": "reports/job.html"}
+    handle = await call(eval_router, "generate_report", **args, wait=False)
+    assert handle["status"] in ("queued", "running") and handle["report_s3_uri"] is None
+    assert "get_training_metrics" in handle["message"]
+    polled = await poll_job(router_caller(eval_router), handle["job_id"])
+    assert polled["status"] == "succeeded" and polled["tool"] == "generate_report"
+    report = Path(polled["result"]["report_s3_uri"].removeprefix("file://"))
+    assert report.is_file() and report.stat().st_size == polled["result"]["bytes"]
+    assert "roc_curve" in polled["result"]["plots"]
+
+    before = _job_records(eval_root)
+    missing = {**args, "test_data_s3_uri": "data/nope.parquet", "output_s3_uri": "reports/never.html"}
+    text = await call_error(eval_router, "generate_report", **missing, wait=False)
+    assert "test_data_s3_uri" in text
+    assert _job_records(eval_root) == before and not (eval_root / "reports" / "never.html").exists()

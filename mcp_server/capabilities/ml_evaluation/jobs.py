@@ -1,4 +1,5 @@
-"""Evaluations as jobs: evaluate_*, compare_models and evaluate_reinforcement run like the trainers.
+"""Evaluations as jobs: evaluate_*, compare_models, evaluate_reinforcement and generate_report run
+like the trainers.
 
 A call first runs the tool's cheap checks (metric names, bundle metadata and task, the test data
 exists) off the event loop and before any job exists, so bad input fails at once even with
@@ -42,8 +43,10 @@ async def run_evaluation(
     work: Callable[[Job, P], dict[str, Any]],
     summary: Callable[[dict[str, Any]], str],
     info: dict[str, Any],
+    artifacts: Callable[[dict[str, Any]], list[Artifact]] | None = None,
 ) -> ToolOutput:
-    """Check (at once), then run `work(job, checked)` as an evaluation job and shape its answer."""
+    """Check (at once), then run `work(job, checked)` as an evaluation job and shape its answer
+    (`artifacts`: what the result links; default its saved evaluation JSON)."""
     checked = await anyio.to_thread.run_sync(check)
     job = await run_job(
         ctx.jobs,
@@ -60,11 +63,13 @@ async def run_evaluation(
         return job_handle(ctx, job, output_model)
     assert job.result is not None
     data = output_model.model_validate(job.result)
-    artifacts = []
-    uri = job.result.get("evaluation_s3_uri")
-    if uri:
-        artifacts.append(Artifact(uri=uri, name=uri.rsplit("/", 1)[-1], mime_type="application/json"))
-    return ToolOutput(data=data, artifacts=artifacts, summary=summary(job.result))
+    links = (artifacts or _saved_evaluation)(job.result)
+    return ToolOutput(data=data, artifacts=links, summary=summary(job.result))
+
+
+def _saved_evaluation(result: dict[str, Any]) -> list[Artifact]:
+    uri = result.get("evaluation_s3_uri")
+    return [Artifact(uri=uri, name=uri.rsplit("/", 1)[-1], mime_type="application/json")] if uri else []
 
 
 def finish(

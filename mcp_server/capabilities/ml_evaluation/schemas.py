@@ -236,7 +236,7 @@ class VisualizationOutput(ToolResultModel):
 
 
 # ---------------------------------------------------------------------------- generate_report
-class GenerateReportInput(ToolInput):
+class GenerateReportInput(JobInput):
     model_s3_uri: str | None = Field(None, description="the model bundle, or give evaluation_s3_uri")
     evaluation_s3_uri: str | None = Field(None, description="a saved evaluation")
     output_s3_uri: str = Field(description=".html or .md")
@@ -257,17 +257,18 @@ class GenerateReportInput(ToolInput):
         return self
 
 
-class GenerateReportOutput(ToolResultModel):
-    key_outputs = ("report_s3_uri",)
-    report_s3_uri: str
-    format: Literal["html", "markdown"]
-    model_s3_uri: str
-    sections: list[str]
-    plots: list[str]
+class GenerateReportOutput(JobOutput):
+    key_outputs = ("job_id", "status", "report_s3_uri")
+    done_fields = ("report_s3_uri", "format", "model_s3_uri", "sections", "plots", "bytes", "sha256")
+    report_s3_uri: str | None = None
+    format: Literal["html", "markdown"] | None = None
+    model_s3_uri: str | None = None
+    sections: list[str] | None = None
+    plots: list[str] | None = None
     image_s3_uris: list[str] = Field(default_factory=list, description="markdown: the PNG files saved beside it")
     passed: bool | None = None
-    bytes: int
-    sha256: str
+    bytes: int | None = None
+    sha256: str | None = None
 
 
 # ---------------------------------------------------------------------------- evaluate_reinforcement

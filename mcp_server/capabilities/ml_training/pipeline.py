@@ -615,7 +615,7 @@ class PipelineRun:
         if self.task != "embedding":
             args["thresholds"] = self.thresholds
         try:
-            report = self.call("generate_report", args)
+            report = self._run_job("generate_report", args)["result"]
         except StageError as exc:  # a report is a courtesy: its failure does not fail the verdict
             self.record["warnings"].append(f"no report: {exc}")
             return

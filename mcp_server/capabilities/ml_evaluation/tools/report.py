@@ -13,15 +13,18 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_server.capabilities.base import Artifact, ToolContext, ToolOutput
+from mcp_server.capabilities.base import HANDLE_ONLY, Artifact, ToolContext, ToolOutput
 from mcp_server.capabilities.ml_evaluation import engine as ev
 from mcp_server.capabilities.ml_evaluation import plots
+from mcp_server.capabilities.ml_evaluation.jobs import run_evaluation
 from mcp_server.capabilities.ml_evaluation.schemas import GenerateReportInput, GenerateReportOutput
 from mcp_server.capabilities.ml_evaluation.tools.visualize import render_plot
 from mcp_server.common import bundles
 from mcp_server.common.bundles import Bundle, now_iso
 from mcp_server.common.exceptions import InvalidInputError, MLOpsError, NotFoundError
+from mcp_server.common.jobs import Job
 from mcp_server.common.metrics import HIGHER_IS_BETTER
+from mcp_server.common.s3_utils import Location
 
 _PLOTS = {
     ev.CLASSIFICATION: ("confusion_matrix", "roc_curve", "pr_curve", "feature_importance", "learning_curve"),
@@ -289,36 +292,54 @@ def render_markdown(title: str, subtitle: str, sections: list[Section], image_fi
     return "\n".join(lines)
 
 
-def generate_report(ctx: ToolContext, params: GenerateReportInput) -> ToolOutput:
+_STEPS = 4  # gather (bundle, evaluation, predictions), plots, write, done
+
+
+def _check(ctx: ToolContext, params: GenerateReportInput) -> Location:
+    """What fails at once: the output place, a missing bundle or evaluation, missing test data."""
     dest = ctx.storage.resolve_output(params.output_s3_uri, "output_s3_uri")
+    if params.evaluation_s3_uri:
+        ev.read_evaluation(ctx.storage, params.evaluation_s3_uri)
+    if params.model_s3_uri:
+        bundles.read_metadata(ctx.storage, params.model_s3_uri, "model_s3_uri")
+    if params.test_data_s3_uri:
+        ctx.storage.resolve_existing(params.test_data_s3_uri, "test_data_s3_uri")
+    return dest
+
+
+def _work(job: Job, ctx: ToolContext, params: GenerateReportInput, dest: Location) -> dict[str, Any]:
     fmt = params.format or ("markdown" if dest.suffix in (".md", ".markdown") else "html")
+    job.report(0, _STEPS, "reading the model and evaluating")
     source = _gather(ctx, params)
-    ctx.check_cancelled()
+    job.check_cancelled()
+    job.report(1, _STEPS, "drawing the plots")
     images = _plots(source)
     sections = _sections(source, images)
     meta = source.bundle.metadata
     title = params.title or f"Model report: {meta.get('algorithm')} ({meta.get('task_type')})"
     subtitle = f"{source.bundle.uri} - generated {now_iso()}"
-    artifacts: list[Artifact] = []
     image_uris: list[str] = []
+    files: dict[str, str] = {}
     if fmt == "html":
         document = render_html(title, subtitle, sections)
     else:
         stem = dest.name.rsplit(".", 1)[0]
         files = {image.name: f"{stem}-{image.name}.png" for image in images}
         document = render_markdown(title, subtitle, sections, files)
-        for image in images:  # the images first, so the report never links a missing file
-            loc = ctx.storage.sibling(dest, files[image.name])
-            ctx.storage.check_output(loc, "output_s3_uri", "data")
-            ctx.storage.write_bytes(loc, image.png, "image/png")
-            image_uris.append(loc.uri)
-            artifacts.append(Artifact(uri=loc.uri, name=loc.name, mime_type="image/png"))
+    image_locs = [ctx.storage.sibling(dest, files[image.name]) for image in images if files]
+    for loc in image_locs:  # every place checked before anything is written
+        ctx.storage.check_output(loc, "output_s3_uri", "data")
+    job.report(2, _STEPS, "writing the report")
+    job.begin_publish()  # a cancel after this point is too late: the report is written
+    for image, loc in zip(images, image_locs, strict=False):  # the images first: no link to a missing file
+        ctx.storage.write_bytes(loc, image.png, "image/png")
+        image_uris.append(loc.uri)
     payload = document.encode()
     digest = ctx.storage.write_bytes(dest, payload, "text/html" if fmt == "html" else "text/markdown")
-    artifacts.insert(
-        0, Artifact(uri=dest.uri, name=dest.name, mime_type="text/html" if fmt == "html" else "text/markdown")
-    )
+    job.report(_STEPS, _STEPS, "done")
     data = GenerateReportOutput(
+        job_id=job.job_id,
+        status="succeeded",
         report_s3_uri=dest.uri,
         format=fmt,
         model_s3_uri=source.bundle.uri,
@@ -329,4 +350,29 @@ def generate_report(ctx: ToolContext, params: GenerateReportInput) -> ToolOutput
         bytes=len(payload),
         sha256=digest,
     )
-    return ToolOutput(data=data, artifacts=artifacts, summary=f"{fmt} report with {len(images)} plot(s) at {dest.uri}")
+    return data.model_dump(mode="json", exclude=set(HANDLE_ONLY))
+
+
+def _artifacts(result: dict[str, Any]) -> list[Artifact]:
+    uri = str(result["report_s3_uri"])
+    mime = "text/html" if result["format"] == "html" else "text/markdown"
+    links = [Artifact(uri=uri, name=uri.rsplit("/", 1)[-1], mime_type=mime)]
+    return links + [Artifact(uri=u, name=u.rsplit("/", 1)[-1], mime_type="image/png") for u in result["image_s3_uris"]]
+
+
+def _summary(result: dict[str, Any]) -> str:
+    return f"{result['format']} report with {len(result['plots'])} plot(s) at {result['report_s3_uri']}"
+
+
+async def generate_report(ctx: ToolContext, params: GenerateReportInput) -> ToolOutput:
+    return await run_evaluation(
+        ctx,
+        "generate_report",
+        params,
+        GenerateReportOutput,
+        lambda: _check(ctx, params),
+        lambda job, dest: _work(job, ctx, params, dest),
+        _summary,
+        {"model_s3_uri": params.model_s3_uri, "evaluation_s3_uri": params.evaluation_s3_uri},
+        artifacts=_artifacts,
+    )
