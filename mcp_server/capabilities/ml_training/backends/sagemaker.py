@@ -2,12 +2,13 @@
 algorithm, driven from a thread of the server, whose model becomes the same bundle as local training.
 
 `prepare` (before any job exists) checks what would only fail later: S3 output, the role, the
-image for the region, the instance type; it reads the data as local training does (target,
-classes, validation split, the preprocessing pipeline) and maps task and hyperparameters to the
-algorithm's names. `fit_xgboost` then:
+image for the region, the instance type, hyperparameters the algorithm cannot take. `fit_xgboost`
+(the job) then:
 
-1. writes the channels the algorithm reads (CSV, label first, no header; classes encoded 0..k-1
-   as local training encodes them) under `<model folder>/sagemaker/<training job>/input/`;
+1. reads the data as local training does (target, classes, validation split, the preprocessing
+   pipeline), maps task and hyperparameters to the algorithm's names, and writes the channels
+   the algorithm reads (CSV, label first, no header; classes encoded 0..k-1 as local training
+   encodes them) under `<model folder>/sagemaker/<training job>/input/`;
 2. calls CreateTrainingJob (output to `<model folder>/sagemaker/`) and polls DescribeTrainingJob:
    status, secondary status and final metrics go to the job's progress and `live_metrics`, each
    secondary status transition to its history; a cancel calls StopTrainingJob;
@@ -116,13 +117,11 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 @dataclass
 class Plan:
-    """Everything `prepare` decided and read, handed to the fit in the same process."""
+    """Everything `prepare` decided, handed to the fit in the same process."""
 
     client: Any  # the server's boto3 SageMaker client (Services.aws)
-    data: SupervisedData
     seed: int
     hyperparameters: XGBoostHyperparameters
-    algorithm_hyperparameters: dict[str, str]
     image: str
     role_arn: str
     instance_type: str
@@ -157,12 +156,7 @@ def algorithm_hyperparameters(
     hp: XGBoostHyperparameters, data: SupervisedData, seed: int, instance_count: int
 ) -> dict[str, str]:
     """XGBoostHyperparameters (the local names) -> the built-in algorithm's, as strings."""
-    if hp.tree_method == "exact" and instance_count > 1:
-        raise InvalidInputError(
-            "tree_method 'exact' cannot train on several instances (distributed XGBoost has no exact method)",
-            field="hyperparameters.tree_method",
-            hint="Use tree_method hist or approx, or instance_count 1.",
-        )
+    check_hyperparameters(hp, instance_count)
     values: dict[str, Any] = {
         "num_round": hp.n_estimators,
         "max_depth": hp.max_depth,
@@ -188,18 +182,28 @@ def algorithm_hyperparameters(
         values.update(objective="multi:softprob", num_class=len(classes), eval_metric="mlogloss")
     if data.x_val is not None and hp.early_stopping_rounds is not None:
         values["early_stopping_rounds"] = hp.early_stopping_rounds  # needs the validation channel
-    too_large = [name for name, value in values.items() if isinstance(value, float) and value > _FLOAT32_MAX]
-    if too_large:  # the container would fail minutes later, after the instances started
-        raise InvalidInputError(
-            f"{too_large[0]} is out of XGBoost's range (floats must fit in float32, below 3.4e38)",
-            field="hyperparameters",
-        )
     if instance_count > len(data.y_train):
         raise InvalidInputError(
             f"instance_count {instance_count} is more than the {len(data.y_train)} training rows to share",
             field="instance_count",
         )
     return {name: _text(value) for name, value in values.items()}
+
+
+def check_hyperparameters(hp: XGBoostHyperparameters, instance_count: int) -> None:
+    """What the algorithm would refuse minutes later, after the instances started (no data needed)."""
+    if hp.tree_method == "exact" and instance_count > 1:
+        raise InvalidInputError(
+            "tree_method 'exact' cannot train on several instances (distributed XGBoost has no exact method)",
+            field="hyperparameters.tree_method",
+            hint="Use tree_method hist or approx, or instance_count 1.",
+        )
+    too_large = [name for name, value in hp.model_dump().items() if isinstance(value, float) and value > _FLOAT32_MAX]
+    if too_large:
+        raise InvalidInputError(
+            f"{too_large[0]} is out of XGBoost's range (floats must fit in float32, below 3.4e38)",
+            field="hyperparameters",
+        )
 
 
 def _text(value: Any) -> str:
@@ -229,16 +233,12 @@ def prepare(storage: S3Utils, params: TrainXGBoostInput, model_loc: Location, se
         )
     count = params.instance_count or 1
     hp = params.hyperparameters or XGBoostHyperparameters()
-    seed = resolve_seed(params.random_state)
-    data = load_supervised(storage, params, seed)  # the same reading, checks and split as local training
-    mapped = algorithm_hyperparameters(hp, data, seed, count)
+    check_hyperparameters(hp, count)
     return (
         Plan(
             client=services.aws("sagemaker"),
-            data=data,
-            seed=seed,
+            seed=resolve_seed(params.random_state),
             hyperparameters=hp,
-            algorithm_hyperparameters=mapped,
             image=image,
             role_arn=config.sagemaker_role_arn,
             instance_type=instance_type,
@@ -270,11 +270,10 @@ def _write_csv(path: Path, y: np.ndarray, x: np.ndarray) -> None:
             handle.write(buffer.getvalue().replace("nan", ""))
 
 
-def write_channels(storage: S3Utils, plan: Plan, prefix: Location) -> dict[str, Location]:
+def write_channels(storage: S3Utils, plan: Plan, data: SupervisedData, prefix: Location) -> dict[str, Location]:
     """The train (and validation) channel files under `prefix`: what the built-in algorithm reads.
     With several instances the train channel is one file per instance (sharded by S3 key): each
     instance trains on its share, as distributed XGBoost expects."""
-    data = plan.data
     classification = data.task_type == "classification"
     sets = {"train": (data.x_train, data.y_train)}
     if data.x_val is not None and data.y_val is not None:
@@ -293,7 +292,9 @@ def write_channels(storage: S3Utils, plan: Plan, prefix: Location) -> dict[str, 
     return channels
 
 
-def create_request(plan: Plan, name: str, channels: dict[str, Location], output: Location) -> dict[str, Any]:
+def create_request(
+    plan: Plan, hyperparameters: dict[str, str], name: str, channels: dict[str, Location], output: Location
+) -> dict[str, Any]:
     """The CreateTrainingJob parameters."""
     output_config: dict[str, Any] = {"S3OutputPath": output.uri}
     if plan.kms_key_id:
@@ -302,7 +303,7 @@ def create_request(plan: Plan, name: str, channels: dict[str, Location], output:
         "TrainingJobName": name,
         "AlgorithmSpecification": {"TrainingImage": plan.image, "TrainingInputMode": "File"},
         "RoleArn": plan.role_arn,
-        "HyperParameters": plan.algorithm_hyperparameters,
+        "HyperParameters": hyperparameters,
         "InputDataConfig": [
             {
                 "ChannelName": channel,
@@ -461,17 +462,21 @@ def load_model(storage: S3Utils, raw: bytes, task_type: str, n_classes: int, n_f
 def fit_xgboost(
     job: Job, storage: S3Utils, params: TrainXGBoostInput, model_loc: Location, plan: Plan
 ) -> dict[str, Any]:
-    data, client = plan.data, plan.client
+    client = plan.client
+    job.report(0, _TOTAL, "reading data")
+    data = load_supervised(storage, params, plan.seed)  # the same reading, checks and split as local training
+    mapped = algorithm_hyperparameters(plan.hyperparameters, data, plan.seed, plan.instance_count)
+    job.check_cancelled()
     name = training_job_name(job.job_id)
     base = storage.join(model_loc, "sagemaker")
     inputs = storage.join(base, name, "input")
-    job.report(0, _TOTAL, "writing the SageMaker input channels")
+    job.report(0.5, _TOTAL, "writing the SageMaker input channels")
     try:
-        channels = write_channels(storage, plan, inputs)
+        channels = write_channels(storage, plan, data, inputs)
         job.mark("load")
         job.check_cancelled()
         with _sagemaker_errors("CreateTrainingJob"):
-            client.create_training_job(**create_request(plan, name, channels, base))
+            client.create_training_job(**create_request(plan, mapped, name, channels, base))
         job.report(2, _TOTAL, f"SageMaker training job {name} created")
         with _sagemaker_errors("DescribeTrainingJob"):
             described = track(job, client, name)
@@ -504,7 +509,7 @@ def fit_xgboost(
     if reported:
         metrics["sagemaker"] = reported  # as the algorithm logged them ("validation:logloss", ...)
     job.mark("score")
-    best = _best_iteration(model, plan)
+    best = _best_iteration(model, mapped)
     record = {
         "training_job_name": name,
         "training_job_arn": described.get("TrainingJobArn"),
@@ -515,7 +520,7 @@ def fit_xgboost(
         "instance_count": plan.instance_count,
         "billable_seconds": described.get("BillableTimeInSeconds"),
         "model_artifact": artifact.uri,
-        "hyperparameters": plan.algorithm_hyperparameters,
+        "hyperparameters": mapped,
     }
     meta = supervised_metadata(
         data,
@@ -551,8 +556,8 @@ def _sagemaker_errors(operation: str) -> Iterator[None]:
         raise MLOpsError(f"cannot reach SageMaker for {operation}: {exc}", hint="Check AWS_REGION.") from None
 
 
-def _best_iteration(model: Any, plan: Plan) -> int | None:
-    if "early_stopping_rounds" not in plan.algorithm_hyperparameters:
+def _best_iteration(model: Any, hyperparameters: dict[str, str]) -> int | None:
+    if "early_stopping_rounds" not in hyperparameters:
         return None
     value = model.get_booster().attr("best_iteration")
     return int(value) if value is not None else None
