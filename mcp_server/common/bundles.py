@@ -75,21 +75,23 @@ class Bundle:
         return list(self.metadata.get("feature_names") or [])
 
 
+# Libraries whose distribution may go by another name than the module (xgboost ships as
+# xgboost-cpu on Linux): looked up by name only, never imported.
+_DISTRIBUTIONS = {"xgboost": ("xgboost", "xgboost-cpu"), "tensorflow": ("tensorflow", "tensorflow-cpu")}
+
+
 def library_versions(*names: str) -> dict[str, str]:
-    """Installed versions of the libraries a model depends on (recorded in the metadata)."""
-    import importlib
+    """Installed versions of the libraries a model depends on (recorded in the metadata), read
+    from the installed distributions' metadata."""
     from importlib import metadata as importlib_metadata
 
     versions = {"python": platform.python_version()}
     for name in ("numpy", "pandas", "scikit-learn", "skops", *names):
-        try:
-            versions[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            # The distribution may be named differently from the module (xgboost ships as
-            # xgboost-cpu on Linux): fall back to the module's own version.
+        for distribution in _DISTRIBUTIONS.get(name, (name,)):
             try:
-                versions[name] = str(importlib.import_module(name).__version__)
-            except (ImportError, AttributeError):
+                versions[name] = importlib_metadata.version(distribution)
+                break
+            except importlib_metadata.PackageNotFoundError:
                 continue
     return versions
 

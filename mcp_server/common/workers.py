@@ -81,6 +81,8 @@ class ProcessTask:
     credentials of its Ray). It is never sent to the worker. `preload` names modules the fit
     imports: the spare worker started after such a job imports them while it waits, so the next
     job like it does not pay for them (not during the job: that would compete with it for CPUs).
+    Module names (here and in `WorkerPool.warm_up`) come from the tool tables of this package,
+    never from a call or from storage.
     """
 
     fn: Callable[..., dict[str, Any]]
